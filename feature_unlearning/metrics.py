@@ -1,0 +1,156 @@
+"""Numbers that say whether a feature is gone and whether anything else was lost.
+
+Fidelity is measured in the bundled classifier's feature space (MNIST digits are far from what an
+Inception network was trained on): the Frechet distance and an Inception-style score are torchmetrics'
+``FrechetInceptionDistance`` and ``InceptionScore`` with that classifier as their feature extractor.
+Reference statistics of real held-out digits (all of them, and those without each preset feature) ship
+with the package, so every number here works offline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .features import Oracle, score_images
+
+REFERENCE_FILE = Path(__file__).parent / "pretrained" / "reference_stats.safetensors"
+
+
+class ClassifierFeatures(nn.Module):
+    """torchmetrics feature extractor: images ``(N, C, H, W)`` in [0, 1] -> the classifier's features.
+
+    ``output="features"`` gives the penultimate layer (for Frechet distances), ``"logits"`` the class
+    logits (for the Inception-style score). Runs in float64 so that covariances are accurate.
+    """
+
+    def __init__(self, classifier: nn.Module, output: str = "features"):
+        super().__init__()
+        self.classifier = classifier.eval().requires_grad_(False)
+        self.output = output
+        with torch.no_grad():
+            self.num_features = int(self._run(torch.zeros(1, 1, 28, 28)).shape[-1])
+
+    def _run(self, x01: torch.Tensor) -> torch.Tensor:
+        device = next(self.classifier.parameters()).device
+        x = (x01.float() * 2 - 1).to(device)
+        out = self.classifier.features(x) if self.output == "features" else self.classifier(x)
+        return out.double().cpu()
+
+    def forward(self, x01: torch.Tensor) -> torch.Tensor:
+        return self._run(x01)
+
+
+def _default_classifier(classifier: nn.Module | None) -> nn.Module:
+    if classifier is not None:
+        return classifier
+    from .hub import load_pretrained
+
+    return load_pretrained("mnist-classifier")
+
+
+def _fid_metric(classifier: nn.Module | None):
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    feats = ClassifierFeatures(_default_classifier(classifier))
+    return FrechetInceptionDistance(feature=feats, normalize=True, reset_real_features=False)
+
+
+def _update(metric, images: torch.Tensor, *, real: bool | None, batch_size: int = 1000) -> None:
+    for x in images.split(batch_size):
+        x01 = ((x.detach().float().cpu() + 1) / 2).clamp(0, 1)
+        if real is None:
+            metric.update(x01)
+        else:
+            metric.update(x01, real=real)
+
+
+@torch.no_grad()
+def reference_state(images: torch.Tensor, classifier: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """The real-image statistics of a Frechet distance (torchmetrics' state), for :func:`frechet_distance`."""
+    metric = _fid_metric(classifier)
+    _update(metric, images, real=True)
+    return {
+        "sum": metric.real_features_sum.clone(),
+        "cov_sum": metric.real_features_cov_sum.clone(),
+        "n": metric.real_features_num_samples.clone(),
+    }
+
+
+def load_reference(name: str = "all") -> dict[str, torch.Tensor]:
+    """Shipped statistics of real held-out digits: ``"all"``, or ``"not-thick"`` / ``"not-digit:K"``."""
+    from safetensors.torch import load_file
+
+    if not REFERENCE_FILE.exists():
+        raise FileNotFoundError(f"{REFERENCE_FILE} is missing; rebuild it with python -m benchmarks.train_bundled")
+    tensors = load_file(str(REFERENCE_FILE))
+    names = sorted({k.rsplit(".", 1)[0] for k in tensors})
+    if name not in names:
+        raise ValueError(f"no shipped reference {name!r}; shipped: {names}")
+    return {part: tensors[f"{name}.{part}"] for part in ("sum", "cov_sum", "n")}
+
+
+@torch.no_grad()
+def frechet_distance(
+    images: torch.Tensor,
+    reference: torch.Tensor | dict[str, torch.Tensor] | str = "all",
+    *,
+    classifier: nn.Module | None = None,
+) -> float:
+    """Frechet distance in the classifier's feature space between ``images`` ``(N, 1, 28, 28)`` in [-1, 1]
+    and ``reference``: real images, a :func:`reference_state`, or the name of a shipped reference."""
+    metric = _fid_metric(classifier)
+    if isinstance(reference, str):
+        reference = load_reference(reference)
+    if isinstance(reference, dict):
+        metric.real_features_sum = reference["sum"].clone()
+        metric.real_features_cov_sum = reference["cov_sum"].clone()
+        metric.real_features_num_samples = reference["n"].clone()
+    else:
+        _update(metric, reference, real=True)
+    _update(metric, images, real=False)
+    return float(metric.compute())
+
+
+@torch.no_grad()
+def classifier_score(images: torch.Tensor, *, classifier: nn.Module | None = None, splits: int = 10) -> tuple[float, float]:
+    """Inception-style score (mean, std over ``splits``) with the digit classifier's class probabilities."""
+    from torchmetrics.image.inception import InceptionScore
+
+    metric = InceptionScore(feature=ClassifierFeatures(_default_classifier(classifier), "logits"), normalize=True, splits=splits)
+    _update(metric, images, real=None)
+    mean, std = metric.compute()
+    return float(mean), float(std)
+
+
+@dataclass
+class DigitStats:
+    """What a digit classifier says about a batch of images."""
+
+    class_shares: list[float]  # share of images per predicted class
+    mean_confidence: float  # mean max softmax probability
+
+    @property
+    def min_share(self) -> float:
+        return min(self.class_shares)
+
+    @property
+    def max_share(self) -> float:
+        return max(self.class_shares)
+
+
+@torch.no_grad()
+def digit_stats(images: torch.Tensor, classifier: nn.Module | None = None, *, batch_size: int = 1000) -> DigitStats:
+    clf = _default_classifier(classifier).eval()
+    device = next(clf.parameters()).device
+    probs = torch.cat([clf(x.to(device)).softmax(1).cpu() for x in images.split(batch_size)])
+    counts = torch.bincount(probs.argmax(1), minlength=probs.shape[1]).float()
+    return DigitStats((counts / len(images)).tolist(), float(probs.max(1).values.mean()))
+
+
+def feature_share(images: torch.Tensor, oracle: Oracle) -> float:
+    """Share of ``images`` that ``oracle`` labels as showing the feature."""
+    return float((score_images(oracle, images) >= oracle.threshold).float().mean()) if len(images) else 0.0

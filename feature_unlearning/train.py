@@ -1,0 +1,266 @@
+"""Training the base models from data: the DCGAN, the VAE and the digit classifier.
+
+``feature-unlearning train {dcgan,vae,classifier}`` calls these functions; the shipped checkpoints
+were made by ``python -m benchmarks.train_bundled`` (which calls them too) with the defaults below.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .models import ConvVAE, DCGANDiscriminator, DCGANGenerator, DigitClassifier
+from .utils import progress, seed_everything
+
+Callback = Callable[[int, dict], None]
+
+
+@dataclass(kw_only=True)
+class GANTrainConfig:
+    steps: int = 12_000
+    batch_size: int = 64
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)  # DCGAN's Adam settings (Radford et al., 2016)
+    ema_decay: float = 0.999  # the shipped generator is an exponential moving average of G's weights
+    latent_dim: int = 32
+    base_channels: int = 64
+    seed: int = 0
+    device: str = "cpu"
+
+
+@dataclass(kw_only=True)
+class VAETrainConfig:
+    epochs: int = 60
+    batch_size: int = 128
+    lr: float = 1e-3
+    latent_dim: int = 16
+    base_channels: int = 32
+    hidden_dim: int = 128
+    seed: int = 0
+    device: str = "cpu"
+
+
+@dataclass(kw_only=True)
+class ClassifierTrainConfig:
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 2e-3
+    width: int = 32
+    kernel_size: int = 3
+    feature_dim: int = 128
+    augment: bool = True  # small random shifts, rotations and scalings of the training digits
+    seed: int = 0
+    device: str = "cpu"
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator):
+    """Endless random mini-batch indices over ``n`` items."""
+    while True:
+        perm = torch.randperm(n, generator=generator)
+        for i in range(0, n - batch_size + 1, batch_size):
+            yield perm[i : i + batch_size]
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    for p_ema, p in zip(ema.parameters(), model.parameters()):
+        p_ema.lerp_(p, 1.0 - decay)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: DCGANGenerator, *, n: int = 20_000, batch_size: int = 500, seed: int = 0) -> None:
+    """Re-estimate every BatchNorm's running statistics as the exact mean over ``n`` prior samples.
+
+    After this, eval-mode outputs match what training-mode batches of the prior see, and each image
+    depends only on its own latent.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average
+    was_training = model.training
+    model.train()
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(max(1, n // batch_size)):
+        model(model.sample_latent(batch_size, generator=gen))
+    for bn in bns:
+        bn.momentum = 0.1
+    model.train(was_training)
+
+
+def train_dcgan(
+    images: torch.Tensor,
+    config: GANTrainConfig | None = None,
+    *,
+    callback: Callback | None = None,
+    snapshot: Callable[[int, DCGANGenerator], None] | None = None,
+    snapshot_every: int = 2000,
+) -> tuple[DCGANGenerator, dict]:
+    """Train a :class:`DCGANGenerator` with the non-saturating GAN loss against a
+    :class:`DCGANDiscriminator`. ``images``: ``(N, C, S, S)`` in [-1, 1]. Returns the EMA generator
+    (eval mode, BatchNorm recalibrated) and a history of losses. ``snapshot(step, generator)`` receives
+    a recalibrated copy of the EMA generator every ``snapshot_every`` steps (to watch quality)."""
+    cfg = config or GANTrainConfig()
+    gen = seed_everything(cfg.seed)
+    device = torch.device(cfg.device)
+    c, s = images.shape[1], images.shape[-1]
+    g = DCGANGenerator(latent_dim=cfg.latent_dim, channels=c, image_size=s, base_channels=cfg.base_channels).to(device)
+    d = DCGANDiscriminator(channels=c, image_size=s, base_channels=cfg.base_channels).to(device)
+    g_ema = copy.deepcopy(g).eval()
+    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=cfg.betas)
+    opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=cfg.betas)
+    history: dict = {"step": [], "loss_d": [], "loss_g": []}
+    start = time.perf_counter()
+    batches = _batches(len(images), cfg.batch_size, gen)
+    for step in progress(range(1, cfg.steps + 1), desc="train dcgan"):
+        real = images[next(batches)].to(device)
+        z = g.sample_latent(cfg.batch_size, generator=gen)
+        fake = g(z)
+        loss_d = F.softplus(-d(real)).mean() + F.softplus(d(fake.detach())).mean()
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        loss_g = F.softplus(-d(fake)).mean()
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        ema_update(g_ema, g, cfg.ema_decay if step > 500 else 0.0)
+        if snapshot is not None and step % snapshot_every == 0:
+            snap = copy.deepcopy(g_ema)
+            recalibrate_batchnorm(snap, n=5000, seed=cfg.seed)
+            snapshot(step, snap.eval())
+        if step % 100 == 0 or step == cfg.steps:
+            history["step"].append(step)
+            history["loss_d"].append(loss_d.item())
+            history["loss_g"].append(loss_g.item())
+            if callback is not None:
+                callback(step, {"loss_d": loss_d.item(), "loss_g": loss_g.item()})
+    recalibrate_batchnorm(g_ema, seed=cfg.seed)
+    history["seconds"] = time.perf_counter() - start
+    return g_ema.eval().cpu(), history
+
+
+def vae_loss(vae: ConvVAE, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
+    """The negative ELBO per image (Bernoulli likelihood of pixel intensities in [0, 1])."""
+    mu, logvar = vae.encode(x)
+    eps = torch.randn(mu.shape, generator=generator).to(mu.device)
+    z = mu + eps * (0.5 * logvar).exp()
+    target = (x + 1.0) / 2.0
+    recon = F.binary_cross_entropy_with_logits(vae.decode_logits(z), target, reduction="sum") / len(x)
+    kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum() / len(x)
+    return recon + kl, {"recon": recon.item(), "kl": kl.item()}
+
+
+def train_vae(
+    images: torch.Tensor, config: VAETrainConfig | None = None, *, callback: Callback | None = None
+) -> tuple[ConvVAE, dict]:
+    """Train a :class:`ConvVAE` on ``images`` ``(N, C, S, S)`` in [-1, 1] by maximising the ELBO."""
+    cfg = config or VAETrainConfig()
+    gen = seed_everything(cfg.seed)
+    device = torch.device(cfg.device)
+    c, s = images.shape[1], images.shape[-1]
+    vae = ConvVAE(
+        latent_dim=cfg.latent_dim, channels=c, image_size=s, base_channels=cfg.base_channels, hidden_dim=cfg.hidden_dim
+    ).to(device)
+    opt = torch.optim.Adam(vae.parameters(), lr=cfg.lr)
+    steps_per_epoch = len(images) // cfg.batch_size
+    total = cfg.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total)
+    history: dict = {"step": [], "loss": [], "recon": [], "kl": []}
+    start = time.perf_counter()
+    batches = _batches(len(images), cfg.batch_size, gen)
+    vae.train()
+    for step in progress(range(1, total + 1), desc="train vae"):
+        loss, parts = vae_loss(vae, images[next(batches)].to(device), gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % steps_per_epoch == 0:
+            history["step"].append(step)
+            history["loss"].append(loss.item())
+            history["recon"].append(parts["recon"])
+            history["kl"].append(parts["kl"])
+            if callback is not None:
+                callback(step, {"loss": loss.item(), **parts})
+    history["seconds"] = time.perf_counter() - start
+    return vae.eval().cpu(), history
+
+
+def augment_digits(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random affine jitter of a batch ``(N, 1, S, S)`` in [-1, 1]: +-10 degrees, +-2 px, 0.9-1.1 scale."""
+    n = len(x)
+    angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(10)
+    scale = 1 + (torch.rand(n, generator=generator) * 2 - 1) * 0.1
+    shift = (torch.rand(n, 2, generator=generator) * 2 - 1) * (2 / (x.shape[-1] / 2))
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
+    # pad with the background value -1, not zero
+    return F.grid_sample(x + 1, grid, align_corners=False, padding_mode="zeros") - 1
+
+
+def train_classifier(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    config: ClassifierTrainConfig | None = None,
+    *,
+    callback: Callback | None = None,
+) -> tuple[DigitClassifier, dict]:
+    """Train a :class:`DigitClassifier` with cross-entropy (and optional affine augmentation)."""
+    cfg = config or ClassifierTrainConfig()
+    gen = seed_everything(cfg.seed)
+    device = torch.device(cfg.device)
+    clf = DigitClassifier(
+        num_classes=int(labels.max()) + 1,
+        channels=images.shape[1],
+        width=cfg.width,
+        kernel_size=cfg.kernel_size,
+        feature_dim=cfg.feature_dim,
+    ).to(device)
+    opt = torch.optim.AdamW(clf.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    steps_per_epoch = len(images) // cfg.batch_size
+    total = cfg.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total)
+    history: dict = {"step": [], "loss": []}
+    start = time.perf_counter()
+    batches = _batches(len(images), cfg.batch_size, gen)
+    clf.train()
+    for step in progress(range(1, total + 1), desc="train classifier"):
+        idx = next(batches)
+        x, y = images[idx], labels[idx]
+        if cfg.augment:
+            x = augment_digits(x, gen)
+        loss = F.cross_entropy(clf(x.to(device)), y.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % steps_per_epoch == 0:
+            history["step"].append(step)
+            history["loss"].append(loss.item())
+            if callback is not None:
+                callback(step, {"loss": loss.item()})
+    history["seconds"] = time.perf_counter() - start
+    return clf.eval().cpu(), history
+
+
+@torch.no_grad()
+def accuracy(classifier: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 1000) -> float:
+    """Share of ``images`` whose arg-max class equals ``labels``."""
+    classifier.eval()
+    device = next(classifier.parameters()).device
+    correct = sum(
+        (classifier(x.to(device)).argmax(1).cpu() == y).sum().item()
+        for x, y in zip(images.split(batch_size), labels.split(batch_size))
+    )
+    return correct / len(images)

@@ -1,0 +1,354 @@
+"""Fine-tuning a copy of a generator so that it stops drawing a feature.
+
+The paper's objective (Moon, Cho & Kim, AAAI 2024, Eq. 4-7), for a frozen teacher f and a student g
+initialised from f:
+
+    L = alpha * (L_unlearn + L_percep) + L_recon
+    L_recon   = [z is negative] * |g(z) - f(z)|_1
+    L_unlearn = [z is positive] * |g(z) - f(z_hat)|_1
+    L_percep  = [z is positive] * (1 - MS-SSIM(g(z), f(z_hat)))
+
+Two ways to decide "positive" and pick z_hat (``UnlearnConfig.method``):
+
+* ``"paper"``, exactly as published: positive when proj(z) >= t, and z_hat = z - (proj(z) - t) * d.
+* ``"oracle"`` (default): the oracle that defined the feature labels every sample the teacher draws,
+  and a positive's target latent is the nearest point along -d whose image the oracle finds clearly
+  free of the feature (``margin`` below its threshold). Samples with the feature that the linear rule
+  misses are then unlearned too, samples without it that lie above t are kept, and no target is itself
+  a sample with the feature. Half of each batch is drawn from the prior conditioned on a high
+  projection, so the rare positives are seen often; the samples are fresh at every step, so the change
+  generalises over latent space instead of fitting a fixed set of pairs.
+
+MS-SSIM is adapted to 28x28 images: three scales (28, 14, 7 px) with a 7x7 Gaussian window (sigma 1),
+the first three of the standard scale weights renormalised (the paper's five scales need >= 160 px).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .directions import project, translate
+from .features import Oracle
+
+METHODS = ("oracle", "paper")
+# Scale weights of MS-SSIM (Wang et al., 2003), the first three of five, renormalised.
+MS_SSIM_BETAS = tuple(b / (0.0448 + 0.2856 + 0.3001) for b in (0.0448, 0.2856, 0.3001))
+
+
+@dataclass(kw_only=True)
+class UnlearnConfig:
+    """Settings of :func:`unlearn`. Defaults are those the benchmark (benchmarks/unlearning.py) validated."""
+
+    method: str = "oracle"  # "oracle" or "paper" (see the module docstring)
+    steps: int = 300
+    batch_size: int = 64
+    lr: float = 3e-4  # Adam
+    betas: tuple[float, float] = (0.9, 0.999)
+    alpha: float = 1.0  # weight of L_unlearn + L_percep against L_recon (the paper's alpha)
+    percep_weight: float = 1.0  # weight of the MS-SSIM term inside the alpha bracket
+    ms_ssim_kernel: int = 7
+    ms_ssim_sigma: float = 1.0
+    # --- "oracle" method only ---
+    margin: float | None = None  # targets score below oracle.threshold - margin (None: the oracle's default_margin)
+    oversample: float = 0.5  # share of each batch drawn from the prior conditioned on proj(z) >= oversample_from
+    oversample_quantile: float = 0.05  # ... the projection that this share of the collected positives falls below
+    search_offsets: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.5, 6.0)  # moves along -d tried, in latent std
+    # --- run ---
+    seed: int = 0
+    device: str | None = None  # None: CUDA when present, else the model's device
+    mixed_precision: bool = False  # bfloat16 autocast, CUDA only
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {METHODS}")
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size must be >= 2, got {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.alpha < 0:
+            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
+        if not 0 <= self.oversample < 1:
+            raise ValueError(f"oversample must be in [0, 1), got {self.oversample}")
+
+    @classmethod
+    def paper(cls, **overrides) -> "UnlearnConfig":
+        """The published rule: linear labels, translation exactly to the threshold, prior sampling."""
+        return cls(method="paper", **overrides)
+
+
+@dataclass
+class History:
+    """What :func:`unlearn` measured while training (one entry per ``log_every`` steps)."""
+
+    step: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    recon: list[float] = field(default_factory=list)
+    unlearn: list[float] = field(default_factory=list)
+    percep: list[float] = field(default_factory=list)
+    positive_share: list[float] = field(default_factory=list)  # share of each batch treated as positive
+    unresolved: list[float] = field(default_factory=list)  # positives with no feature-free target found
+    seconds: float = 0.0
+    stopped_early: bool = False
+    config: dict = field(default_factory=dict)
+
+    def asdict(self) -> dict:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------------- loss terms (pure)
+
+
+def l1_per_sample(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference per image: ``(N, C, H, W)`` x2 -> ``(N,)``."""
+    return (a - b).abs().flatten(1).mean(1)
+
+
+def ms_ssim_per_sample(a: torch.Tensor, b: torch.Tensor, *, kernel_size: int = 7, sigma: float = 1.0) -> torch.Tensor:
+    """MS-SSIM per image for images in [-1, 1], adapted to small images (see the module docstring)."""
+    from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as ms_ssim
+
+    return ms_ssim(
+        a.float(),
+        b.float(),
+        kernel_size=kernel_size,
+        sigma=sigma,
+        data_range=2.0,
+        betas=MS_SSIM_BETAS,
+        normalize="relu",
+        reduction="none",
+    )
+
+
+def unlearning_loss(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    target: torch.Tensor,
+    positive: torch.Tensor,
+    *,
+    alpha: float = 1.0,
+    percep_weight: float = 1.0,
+    ms_ssim_kernel: int = 7,
+    ms_ssim_sigma: float = 1.0,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The paper's loss for one batch.
+
+    ``student`` g(z), ``teacher`` f(z) and ``target`` f(z_hat) are ``(N, C, H, W)``; ``positive`` is
+    ``(N,)`` bool. Returns the scalar loss (mean over the batch) and its parts as floats.
+    """
+    pos = positive.to(student.dtype)
+    recon = (1 - pos) * l1_per_sample(student, teacher)
+    unl = pos * l1_per_sample(student, target)
+    if percep_weight > 0 and bool(positive.any()):
+        p_idx = positive.nonzero().squeeze(1)
+        ssim = ms_ssim_per_sample(student[p_idx], target[p_idx], kernel_size=ms_ssim_kernel, sigma=ms_ssim_sigma)
+        percep = torch.zeros_like(unl).index_put((p_idx,), 1 - ssim.to(unl.dtype))
+    else:
+        percep = torch.zeros_like(unl)
+    loss = (alpha * (unl + percep_weight * percep) + recon).mean()
+    return loss, {
+        "loss": loss.item(),
+        "recon": recon.mean().item(),
+        "unlearn": unl.mean().item(),
+        "percep": percep.mean().item(),
+    }
+
+
+# ---------------------------------------------------------------------------- sampling and targets
+
+
+def _standard_normal_above(q: float, n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` draws of N(0, 1) conditioned on being >= q (inverse-CDF sampling)."""
+    lo = 0.5 * (1 + math.erf(q / math.sqrt(2)))
+    u = lo + (1 - lo) * torch.rand(n, generator=generator, dtype=torch.float64)
+    u = u.clamp(1e-12, 1 - 1e-12)
+    return (math.sqrt(2) * torch.erfinv(2 * u - 1)).float()
+
+
+def sample_batch(
+    n: int,
+    latent_dim: int,
+    direction: torch.Tensor,
+    *,
+    oversample: float,
+    cut: float,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """``n`` latents: a share ``oversample`` from N(0, I) conditioned on proj >= ``cut``, the rest from N(0, I).
+
+    The prior factorises into the projection on the unit vector ``direction`` and the orthogonal rest, so
+    replacing the projection by a conditioned draw samples the conditioned prior exactly.
+    """
+    z = torch.randn(n, latent_dim, generator=generator)
+    k = int(round(oversample * n))
+    if k:
+        d = direction.cpu().float()
+        p = z[:k] @ d
+        z[:k] += (_standard_normal_above(cut, k, generator) - p)[:, None] * d
+    return z
+
+
+@torch.no_grad()
+def find_targets(
+    teacher: nn.Module,
+    oracle: Oracle,
+    z: torch.Tensor,
+    direction: torch.Tensor,
+    t: float,
+    *,
+    margin: float,
+    offsets: tuple[float, ...],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Target latents for positives: the first of z - (max(proj - t, 0) + o) * d, o in ``offsets``,
+    whose image the oracle scores below ``threshold - margin``.
+
+    Returns ``(z_hat, images, resolved)``: the target latents, the teacher's images of them, and
+    whether each met the margin (where no offset did, z_hat is the largest move tried).
+    """
+    d = direction.to(z)
+    base = (project(z, d) - t).clamp_min(0.0)
+    z_hat = z.clone()
+    images = None
+    todo = torch.ones(len(z), dtype=torch.bool, device=z.device)
+    for offset in offsets:
+        idx = todo.nonzero().squeeze(1)
+        if len(idx) == 0:
+            break
+        cand = z[idx] - (base[idx] + offset)[:, None] * d
+        out = teacher(cand).float()
+        if images is None:
+            images = torch.empty(len(z), *out.shape[1:], device=out.device)
+        z_hat[idx], images[idx] = cand, out
+        ok = oracle.scores(out).to(z.device) < oracle.threshold - margin
+        todo[idx[ok]] = False
+    return z_hat, images, ~todo
+
+
+# ------------------------------------------------------------------------------------------ the loop
+
+
+def _device(config: UnlearnConfig, model: nn.Module) -> torch.device:
+    if config.device is not None:
+        return torch.device(config.device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    return next(model.parameters()).device
+
+
+def unlearn(
+    model: nn.Module,
+    direction: torch.Tensor,
+    threshold: float,
+    config: UnlearnConfig | None = None,
+    *,
+    oracle: Oracle | None = None,
+    oversample_cut: float | None = None,
+    callback: Callable[[int, dict], bool | None] | None = None,
+    progress_bar: bool | None = None,
+) -> tuple[nn.Module, History]:
+    """Fine-tune a copy of ``model`` so that it no longer draws the feature; ``model`` is untouched.
+
+    ``direction`` is the unit feature direction ``(latent_dim,)`` and ``threshold`` the projection t
+    (see :mod:`feature_unlearning.directions`). The ``"oracle"`` method needs the ``oracle`` that
+    defined the feature (a :class:`~feature_unlearning.features.Selection` must first become a probe:
+    ``selection.fit_probe(images)``). ``oversample_cut`` is the projection above which the oversampled
+    half of each batch is drawn (default: ``threshold`` minus one latent std).
+
+    ``callback(step, info)`` is called every ``log_every`` steps with the losses, the elapsed seconds
+    and the current ``model``; returning ``False`` stops training early (the model so far is returned).
+    Returns ``(unlearned_model, history)``; the unlearned model is in eval mode on ``model``'s device.
+    """
+    from .features import Selection
+    from .utils import progress, seed_everything
+
+    cfg = config or UnlearnConfig()
+    if cfg.method == "oracle":
+        if oracle is None:
+            raise ValueError("method='oracle' needs the oracle that defines the feature (or use UnlearnConfig.paper())")
+        if isinstance(oracle, Selection):
+            raise ValueError("a Selection only labels the images it was made on; pass selection.fit_probe(images)")
+    if direction.ndim != 1 or direction.numel() != model.latent_dim:
+        raise ValueError(f"direction must have shape ({model.latent_dim},), got {tuple(direction.shape)}")
+    if not torch.isfinite(direction).all() or direction.norm() < 1e-6:
+        raise ValueError("direction must be a finite, non-zero vector")
+
+    home = next(model.parameters()).device
+    device = _device(cfg, model)
+    gen = seed_everything(cfg.seed)
+    direction = (direction / direction.norm()).float().to(device)
+    teacher = copy.deepcopy(model).to(device).eval().requires_grad_(False)
+    student = copy.deepcopy(model).to(device).eval()  # eval: BatchNorm keeps the teacher's statistics
+    student.requires_grad_(False)
+    params = list(student.generator_parameters())
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas)
+    if oracle is not None:
+        oracle.to(device)
+    margin = cfg.margin if cfg.margin is not None else getattr(oracle, "default_margin", 0.0)
+    cut = float(threshold) - 1.0 if oversample_cut is None else float(oversample_cut)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.mixed_precision and device.type == "cuda")
+
+    history = History(config=asdict(cfg))
+    start = time.perf_counter()
+    for step in progress(range(1, cfg.steps + 1), desc=f"unlearn ({cfg.method})", disable=None if progress_bar is None else not progress_bar):
+        if cfg.method == "paper":
+            z = torch.randn(cfg.batch_size, model.latent_dim, generator=gen).to(device)
+        else:
+            z = sample_batch(
+                cfg.batch_size, model.latent_dim, direction, oversample=cfg.oversample, cut=cut, generator=gen
+            ).to(device)
+        with torch.no_grad(), autocast:
+            teach = teacher(z).float()
+            target = teach.clone()
+            if cfg.method == "paper":
+                positive = project(z, direction) >= threshold
+                resolved = positive
+                if positive.any():
+                    target[positive] = teacher(translate(z[positive], direction, threshold)).float()
+            else:
+                positive = oracle.scores(teach).to(device) >= oracle.threshold - margin
+                resolved = positive.clone()
+                if positive.any():
+                    _, target[positive], resolved[positive] = find_targets(
+                        teacher, oracle, z[positive], direction, threshold, margin=margin, offsets=cfg.search_offsets
+                    )
+        with autocast:
+            out = student(z).float()
+        loss, parts = unlearning_loss(
+            out,
+            teach,
+            target,
+            positive,
+            alpha=cfg.alpha,
+            percep_weight=cfg.percep_weight,
+            ms_ssim_kernel=cfg.ms_ssim_kernel,
+            ms_ssim_sigma=cfg.ms_ssim_sigma,
+        )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            history.step.append(step)
+            for key in ("loss", "recon", "unlearn", "percep"):
+                getattr(history, key).append(parts[key])
+            history.positive_share.append(positive.float().mean().item())
+            n_pos = int(positive.sum())
+            history.unresolved.append(float((positive & ~resolved).sum()) / n_pos if n_pos else 0.0)
+            if callback is not None:
+                info = {**parts, "elapsed": time.perf_counter() - start, "model": student, "steps": cfg.steps}
+                if callback(step, info) is False:
+                    history.stopped_early = True
+                    break
+    history.seconds = time.perf_counter() - start
+    student.requires_grad_(False)
+    return student.eval().to(home), history

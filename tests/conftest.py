@@ -1,0 +1,46 @@
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("FEATURE_UNLEARNING_PROGRESS", "0")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def dcgan():
+    import feature_unlearning as fu
+
+    return fu.load_pretrained("mnist-dcgan")
+
+
+@pytest.fixture(scope="session")
+def vae():
+    import feature_unlearning as fu
+
+    return fu.load_pretrained("mnist-vae")
+
+
+@pytest.fixture(scope="session")
+def classifier():
+    import feature_unlearning as fu
+
+    return fu.load_pretrained("mnist-classifier")
+
+
+@pytest.fixture
+def tiny_dcgan():
+    from feature_unlearning.models import DCGANGenerator
+
+    torch.manual_seed(0)
+    return DCGANGenerator(latent_dim=8, base_channels=8).eval()
+
+
+@pytest.fixture
+def tiny_vae():
+    from feature_unlearning.models import ConvVAE
+
+    torch.manual_seed(0)
+    return ConvVAE(latent_dim=4, base_channels=4, hidden_dim=16).eval()

@@ -1,0 +1,96 @@
+"""Oracles and collection."""
+
+import pytest
+import torch
+
+from feature_unlearning.features import (
+    Collection,
+    DigitClass,
+    LinearProbe,
+    Selection,
+    StrokeThickness,
+    collect,
+    get_oracle,
+    stroke_width,
+)
+
+
+def _bar(width: int, length: int = 18) -> torch.Tensor:
+    img = -torch.ones(1, 1, 28, 28)
+    img[0, 0, 5 : 5 + length, 10 : 10 + width] = 1.0
+    return img
+
+
+def test_stroke_width_grows_with_the_stroke():
+    widths = stroke_width(torch.cat([_bar(w) for w in (1, 2, 3, 4, 5)]))
+    assert (widths.diff() > 0.5).all()
+    assert widths[2] == pytest.approx(3.0, rel=0.2)  # a 3 px bar measures about 3 px
+
+
+def test_stroke_width_is_differentiable():
+    x = _bar(3).requires_grad_(True)
+    stroke_width(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_thick_oracle_uses_the_calibrated_cut():
+    oracle = StrokeThickness()
+    assert 2.5 < oracle.threshold < 5.0
+    labels = oracle.labels(torch.cat([_bar(1), _bar(7)]))
+    assert labels.tolist() == [False, True]
+    with pytest.raises(ValueError, match="no calibrated stroke width"):
+        StrokeThickness(quantile=0.42)
+    calibrated = StrokeThickness.calibrate(torch.cat([_bar(w) for w in range(1, 11)]), quantile=0.5)
+    assert 4 < calibrated.threshold < 7
+
+
+def test_digit_oracle_score_is_the_logit_margin(classifier):
+    oracle = DigitClass(8, classifier)
+    x = torch.rand(6, 1, 28, 28) * 2 - 1
+    with torch.no_grad():
+        logits = classifier(x)
+    assert torch.equal(oracle.labels(x), logits.argmax(1) == 8)
+    with pytest.raises(ValueError, match="digit must be in 0..9"):
+        DigitClass(12, classifier)
+
+
+def test_selection_labels_the_batch_it_was_made_on():
+    sel = Selection([0, 3, 3, 5])
+    assert sel.labels(torch.zeros(6, 1, 28, 28)).tolist() == [True, False, False, True, False, True]
+    with pytest.raises(ValueError, match="outside the 4 images"):
+        sel.labels(torch.zeros(4, 1, 28, 28))
+
+
+def test_probe_learns_a_clicked_feature(dcgan, classifier):
+    """Click the 8s among 200 samples: the probe then finds 8s among fresh samples."""
+    eight = DigitClass(8, classifier)
+    shown = dcgan.generate(200, seed=0)
+    sel = Selection(eight.labels(shown).nonzero().squeeze(1).tolist())
+    probe = sel.fit_probe(shown, classifier)
+    assert isinstance(probe, LinearProbe)
+    fresh = dcgan.generate(500, seed=1)
+    agree = (probe.labels(fresh) == eight.labels(fresh)).float().mean()
+    assert agree > 0.9
+    with pytest.raises(ValueError, match="positive and negative"):
+        Selection([]).fit_probe(shown, classifier)
+
+
+def test_collect_returns_labelled_latents(tiny_dcgan):
+    oracle = StrokeThickness(threshold=0.0)
+    col = collect(tiny_dcgan, oracle, 50, seed=0)
+    assert isinstance(col, Collection) and len(col) == 50
+    assert col.images.shape == (50, 1, 28, 28)
+    assert torch.equal(col.labels, col.scores >= 0.0)
+    assert len(col.z_pos) + len(col.z_neg) == 50
+    again = collect(tiny_dcgan, oracle, 50, seed=0)
+    assert torch.equal(col.z, again.z) and torch.equal(col.images, again.images)
+    both = col.extend(again)
+    assert len(both) == 100
+
+
+def test_get_oracle_names():
+    assert isinstance(get_oracle("thick"), StrokeThickness)
+    assert get_oracle("thick:0.8").quantile == 0.8
+    assert get_oracle("digit:3").digit == 3
+    with pytest.raises(ValueError, match="unknown feature"):
+        get_oracle("bangs")

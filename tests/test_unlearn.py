@@ -1,0 +1,119 @@
+"""Unlearning: the loss terms, the original model left untouched, and the feature really going away."""
+
+import copy
+
+import pytest
+import torch
+
+from feature_unlearning.directions import feature_direction, threshold
+from feature_unlearning.features import DigitClass, StrokeThickness, collect
+from feature_unlearning.unlearn import (
+    UnlearnConfig,
+    find_targets,
+    sample_batch,
+    unlearn,
+    unlearning_loss,
+)
+
+
+def test_loss_of_an_untouched_copy_is_zero_on_negatives():
+    x = torch.rand(8, 1, 28, 28) * 2 - 1
+    negative = torch.zeros(8, dtype=torch.bool)
+    loss, parts = unlearning_loss(x, x, x.flip(0), negative)
+    assert loss.item() == 0.0 and parts["recon"] == 0.0
+
+
+def test_loss_terms_follow_the_labels():
+    g = torch.Generator().manual_seed(0)
+    student = torch.rand(4, 1, 28, 28, generator=g) * 2 - 1
+    teacher = torch.rand(4, 1, 28, 28, generator=g) * 2 - 1
+    target = torch.rand(4, 1, 28, 28, generator=g) * 2 - 1
+    positive = torch.tensor([True, False, True, False])
+    loss, parts = unlearning_loss(student, teacher, target, positive, alpha=2.0, percep_weight=0.0)
+    l1 = lambda a, b: (a - b).abs().flatten(1).mean(1)  # noqa: E731
+    expected = (2.0 * l1(student, target) * positive + l1(student, teacher) * ~positive).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    _, with_ssim = unlearning_loss(student, teacher, target, positive)
+    assert with_ssim["percep"] > 0
+    _, same = unlearning_loss(target, teacher, target, positive)
+    assert same["unlearn"] == 0 and same["percep"] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_oversampled_batches_follow_the_conditioned_prior():
+    d = torch.nn.functional.normalize(torch.ones(8), dim=0)
+    z = sample_batch(4000, 8, d, oversample=0.5, cut=1.0, generator=torch.Generator().manual_seed(0))
+    p = z @ d
+    assert (p[:2000] >= 1.0 - 1e-5).all()
+    assert abs(p[2000:].mean().item()) < 0.1 and abs(p[2000:].std().item() - 1) < 0.1
+    rest = z[:2000] - p[:2000, None] * d
+    assert abs(rest.pow(2).sum(1).mean().item() - 7) < 0.3  # the orthogonal part stays N(0, I)
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        UnlearnConfig(steps=0)
+    with pytest.raises(ValueError, match="unknown method"):
+        UnlearnConfig(method="magic")
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        UnlearnConfig(lr=0)
+
+
+@pytest.fixture(scope="module")
+def thick_setup():
+    import feature_unlearning as fu
+
+    model = fu.load_pretrained("mnist-dcgan")
+    oracle = StrokeThickness()
+    col = collect(model, oracle, 3000, seed=0)
+    d = feature_direction(col.z_pos, col.z_neg)
+    return model, oracle, d, threshold(col.z_pos, col.z_neg, d)
+
+
+def test_targets_found_are_free_of_the_feature(thick_setup):
+    model, oracle, d, t = thick_setup
+    col = collect(model, oracle, 500, seed=5)
+    z_hat, images, resolved = find_targets(model, oracle, col.z_pos, d, t, margin=0.1, offsets=(0.0, 1.0, 2.0, 4.0))
+    assert resolved.float().mean() > 0.9
+    assert (oracle.scores(images[resolved]) < oracle.threshold - 0.1).all()
+    with torch.no_grad():
+        torch.testing.assert_close(images, model(z_hat))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["oracle", "paper"])
+def test_short_run_lowers_the_feature_and_leaves_the_original_alone(thick_setup, method):
+    model, oracle, d, t = thick_setup
+    before_state = copy.deepcopy(model.state_dict())
+    cfg = UnlearnConfig(method=method, steps=60, seed=0)
+    seen = []
+    new, hist = unlearn(model, d, t, cfg, oracle=oracle, callback=lambda step, info: seen.append(step))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before_state[k]), f"the original model changed: {k}"
+    assert new is not model and not new.training
+    assert not any(p.requires_grad for p in new.parameters())
+    share = lambda m: oracle.labels(m.generate(2000, seed=99)).float().mean().item()  # noqa: E731
+    assert share(new) < 0.6 * share(model)
+    assert hist.step == seen and hist.seconds > 0 and len(hist.loss) == len(hist.step)
+
+
+def test_callback_can_stop_early(tiny_dcgan):
+    d = torch.nn.functional.normalize(torch.randn(tiny_dcgan.latent_dim), dim=0)
+    cfg = UnlearnConfig(method="paper", steps=50, log_every=5, batch_size=8)
+    _, hist = unlearn(tiny_dcgan, d, 0.0, cfg, callback=lambda step, info: step < 10)
+    assert hist.stopped_early and hist.step == [5, 10]
+
+
+def test_vae_encoder_is_left_alone(tiny_vae):
+    d = torch.nn.functional.normalize(torch.randn(tiny_vae.latent_dim), dim=0)
+    new, _ = unlearn(tiny_vae, d, 0.0, UnlearnConfig(method="paper", steps=5, batch_size=8, lr=1e-2))
+    for (name, a), b in zip(tiny_vae.encoder.state_dict().items(), new.encoder.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert any(not torch.equal(a, b) for a, b in zip(tiny_vae.decoder.parameters(), new.decoder.parameters()))
+
+
+def test_oracle_method_needs_an_oracle(tiny_dcgan):
+    d = torch.nn.functional.normalize(torch.randn(tiny_dcgan.latent_dim), dim=0)
+    with pytest.raises(ValueError, match="needs the oracle"):
+        unlearn(tiny_dcgan, d, 0.0, UnlearnConfig(steps=1))
+    with pytest.raises(ValueError, match="direction must have shape"):
+        unlearn(tiny_dcgan, torch.ones(3), 0.0, UnlearnConfig.paper(steps=1))
