@@ -1,5 +1,7 @@
 """The ``feature-unlearning`` command. Thin: every subcommand calls library functions.
 
+    feature-unlearning unlearn --model mnist-dcgan --feature thick --out no-thick
+    feature-unlearning direction --model mnist-dcgan --feature digit:8 --out direction/
     feature-unlearning sample --model mnist-dcgan --n 64 --out samples.png
     feature-unlearning train dcgan --out my-dcgan            # reproduce a shipped checkpoint
     feature-unlearning models                                # what load_pretrained knows by name
@@ -8,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -16,6 +19,16 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="mnist-dcgan", help="registry name, local folder or Hub repo id (default: mnist-dcgan)")
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+
+
+def _add_feature_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--feature", required=True,
+                   help="thick | thick:Q (quantile) | digit:K | a selection file {\"seed\": S, \"n\": N, \"indices\": [...]}")
+    p.add_argument("--n-collect", type=int, default=4000, help="samples labelled to estimate the direction")
+    p.add_argument("--direction-method", "--direction", dest="direction_method", choices=["mean_diff", "logistic"],
+                   default="mean_diff")
+    p.add_argument("--rule", choices=["mean", "midpoint", "balanced"], default="mean", help="threshold rule")
+    p.add_argument("--seed", type=int, default=0)
 
 
 def _device(arg: str | None) -> str:
@@ -65,6 +78,75 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _feature(model, spec: str, *, n: int, seed: int, method: str, rule: str):
+    """A Feature from 'thick', 'thick:Q', 'digit:K' or a JSON file {"seed": S, "n": N, "indices": [...]}
+    naming the samples a user selected among ``model.generate(N, seed=S)``."""
+    from .features import get_oracle
+    from .models.base import render
+    from .pipeline import Feature
+
+    path = Path(spec)
+    if path.suffix == ".json" or path.is_file():
+        if not path.is_file():
+            raise FileNotFoundError(f"no selection file {path}")
+        try:
+            sel = json.loads(path.read_text())
+            shown_seed, shown_n, indices = int(sel["seed"]), int(sel["n"]), [int(i) for i in sel["indices"]]
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{path} must hold {{\"seed\": S, \"n\": N, \"indices\": [...]}}: {err}") from None
+        z = model.sample_latent(shown_n, seed=shown_seed, device="cpu")
+        return Feature.from_selection(z, render(model, z).cpu(), indices, method=method, rule=rule, name=path.stem)
+    return Feature.from_oracle(model, get_oracle(spec), n=n, seed=seed, method=method, rule=rule)
+
+
+def cmd_direction(args: argparse.Namespace) -> int:
+    from . import viz
+    from .directions import traverse
+    from .hub import load_pretrained
+
+    model = load_pretrained(args.model, revision=args.revision, device=_device(args.device))
+    feature = _feature(model, args.feature, n=args.n_collect, seed=args.seed, method=args.direction_method, rule=args.rule)
+    args.out.mkdir(parents=True, exist_ok=True)
+    alphas = [-3, -2, -1, 0, 1, 2, 3]
+    strips = traverse(model, model.sample_latent(args.rows, seed=args.seed + 1), feature.direction, alphas)
+    viz.save_image(viz.image_grid(strips.flatten(0, 1), nrow=len(alphas), scale=2), args.out / "traversal.png")
+    from safetensors.torch import save_file
+
+    save_file({"direction": feature.direction.contiguous()}, str(args.out / "direction.safetensors"))
+    (args.out / "direction.json").write_text(json.dumps({"feature": args.feature, "model": args.model, **feature.stats}, indent=2))
+    for k, v in feature.stats.items():
+        print(f"{k:34s} {v:.4g}" if isinstance(v, float) else f"{k:34s} {v}")
+    print(f"wrote traversal.png (rows: samples; columns: a = {alphas}), direction.safetensors, direction.json to {args.out}")
+    return 0
+
+
+def cmd_unlearn(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from .hub import load_pretrained, save_pretrained, unlearned_card
+    from .pipeline import compare
+    from .unlearn import UnlearnConfig
+
+    out = args.out.expanduser().resolve()
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise FileExistsError(f"{out} exists and is not empty; choose a new --out or pass --overwrite")
+    model = load_pretrained(args.model, revision=args.revision, device=_device(args.device))
+    feature = _feature(model, args.feature, n=args.n_collect, seed=args.seed, method=args.direction_method, rule=args.rule)
+    overrides = {k: v for k, v in (("steps", args.steps), ("lr", args.lr), ("alpha", args.alpha)) if v is not None}
+    cfg = UnlearnConfig(method=args.method, seed=args.seed, device=args.device, **overrides)
+    unlearned, history = feature.unlearn(model, cfg)
+    results = compare(model, unlearned, feature.oracle, n=args.n_eval, seed=args.seed + 1) if args.n_eval else None
+    card = unlearned_card(base_model=args.model, feature=args.feature, feature_stats=feature.stats,
+                          config=asdict(cfg), results=results, seconds=history.seconds)
+    save_pretrained(unlearned, out, card=card, overwrite=args.overwrite)
+    print(f"unlearned {args.feature} from {args.model} in {history.seconds:.1f} s; saved to {out}")
+    if results:
+        print(f"feature share {results['share_before']:.2%} -> {results['share_after']:.2%} "
+              f"(removed {results['removed']:.1%}) on {args.n_eval} samples; "
+              f"SSIM on samples without the feature {results['preservation']['ssim']:.3f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="feature-unlearning", description="Remove a feature from a pretrained GAN or VAE.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -80,6 +162,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("samples.png"))
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("unlearn", help="fine-tune a copy of a model so it no longer draws a feature")
+    _add_model_args(p)
+    _add_feature_args(p)
+    p.add_argument("--out", type=Path, required=True, help="folder for the unlearned model (never the original's)")
+    p.add_argument("--method", choices=["oracle", "paper"], default="oracle", help="oracle (default) or the paper's rule")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--alpha", type=float, default=None)
+    p.add_argument("--n-eval", type=int, default=2000, help="fresh samples for the before/after numbers in the card (0: skip)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_unlearn)
+
+    p = sub.add_parser("direction", help="estimate a feature's latent direction; write a traversal picture")
+    _add_model_args(p)
+    _add_feature_args(p)
+    p.add_argument("--rows", type=int, default=6, help="samples in the traversal picture")
+    p.add_argument("--out", type=Path, required=True, help="folder for traversal.png and direction.*")
+    p.set_defaults(func=cmd_direction)
+
+    from .convert import add_convert_parser
+
+    add_convert_parser(sub)
 
     p = sub.add_parser("train", help="train a base model from MNIST (reproduces the shipped checkpoints)")
     p.add_argument("what", choices=["dcgan", "vae", "classifier"])

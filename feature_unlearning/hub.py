@@ -71,6 +71,41 @@ REGISTRY: dict[str, ModelEntry] = {
             description="An independently trained digit classifier (other architecture and seed) used only to judge",
             kind="classifier",
         ),
+        # Faces. Their published weights are pickles, which load_pretrained never reads: `feature-unlearning
+        # convert NAME --out DIR` downloads them (pinned in feature_unlearning.convert.SOURCES), writes
+        # safetensors + config.json, and load_pretrained(DIR) loads that. See docs/faces.md.
+        ModelEntry(
+            name="pggan-celebahq-1024",
+            repo_id="huggan/pggan-celebahq-1024",
+            revision="278449f8416d38a0233c980774528d32c4eee99c",  # the commit that added pytorch_model.bin
+            description="Progressive GAN, CelebA-HQ faces 1024x1024 (NVIDIA's, via genforce; latent 512). "
+            "Pickled on the Hub: `feature-unlearning convert pggan-celebahq-1024 --out DIR`, then load DIR",
+            bundled=False,
+        ),
+        # The pytorch_GAN_zoo checkpoints are on dl.fbaipublicfiles.com (torch.hub), not on the Hub; these
+        # repo ids are where their converted copies are to be published. None is uploaded yet, hence no
+        # revision: until then convert them locally (the download is checked against torch.hub's SHA-256).
+        ModelEntry(
+            name="pgan-celebahq-512",
+            repo_id=f"{HUB_ORG}/pgan-celebahq-512",
+            description="Progressive GAN, CelebA-HQ faces 512x512 (pytorch_GAN_zoo torch.hub; latent 512). "
+            "Not uploaded yet: `feature-unlearning convert pgan-celebahq-512 --out DIR`, then load DIR",
+            bundled=False,
+        ),
+        ModelEntry(
+            name="pgan-celebahq-256",
+            repo_id=f"{HUB_ORG}/pgan-celebahq-256",
+            description="Progressive GAN, CelebA-HQ faces 256x256 (pytorch_GAN_zoo torch.hub; latent 512). "
+            "Not uploaded yet: `feature-unlearning convert pgan-celebahq-256 --out DIR`, then load DIR",
+            bundled=False,
+        ),
+        ModelEntry(
+            name="pgan-celeba-128",
+            repo_id=f"{HUB_ORG}/pgan-celeba-128",
+            description="Progressive GAN, CelebA cropped faces 128x128 (pytorch_GAN_zoo torch.hub; latent 512). "
+            "Not uploaded yet: `feature-unlearning convert pgan-celeba-128 --out DIR`, then load DIR",
+            bundled=False,
+        ),
     )
 }
 
@@ -142,6 +177,11 @@ def _download(repo_id: str, revision: str | None, *, cache_dir, token) -> Path:
             raise ValueError(f"no Hub repo {repo_id!r} (or it is private and no token was given)") from None
         except RevisionNotFoundError:
             raise ValueError(f"Hub repo {repo_id!r} has no revision {revision!r}") from None
+        except LocalEntryNotFoundError:  # a subclass of EntryNotFoundError: catch it first
+            raise ValueError(
+                f"can't load {at}: {filename} is not in the local Hugging Face cache and the Hub can't be "
+                "reached (offline, or HF_HUB_OFFLINE=1). Connect once to download it, or pass a local folder."
+            ) from None
         except EntryNotFoundError:
             hint = (
                 " (pickled weights are not loaded: convert them first with `feature-unlearning convert`)"
@@ -149,11 +189,6 @@ def _download(repo_id: str, revision: str | None, *, cache_dir, token) -> Path:
                 else ""
             )
             raise ValueError(f"Hub repo {at} has no {filename}{hint}") from None
-        except LocalEntryNotFoundError:
-            raise ValueError(
-                f"can't load {at}: {filename} is not in the local Hugging Face cache and the Hub can't be "
-                "reached (offline, or HF_HUB_OFFLINE=1). Connect once to download it, or pass a local folder."
-            ) from None
     folder = Path(paths[WEIGHTS_NAME]).parent
     if Path(paths[CONFIG_NAME]).parent != folder:
         raise ValueError(f"Hub repo {at}: config.json and model.safetensors resolved to different snapshots")
@@ -271,3 +306,77 @@ def push_to_hub(
         folder = save_pretrained(model, Path(tmp) / "model", card=card)
         api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message="Upload with feature-unlearning")
     return str(url)
+
+
+def unlearned_card(
+    *,
+    base_model: str,
+    feature: str,
+    feature_stats: dict,
+    config: dict,
+    results: dict | None = None,
+    seconds: float | None = None,
+) -> str:
+    """The model card of an unlearned model: its base, the feature, the direction, the config and the
+    before/after numbers measured on it."""
+    import platform
+
+    from .utils import machine_info
+
+    stats = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in feature_stats.items())
+    cfg = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in config.items())
+    sections = {
+        "Usage": f"```python\nimport feature_unlearning as fu\nmodel = fu.load_pretrained(\"path/to/this/folder\")\n"
+        "images = model.generate(16, seed=0)\n```",
+        "Feature": f"Unlearned feature: `{feature}`.\n\n| direction statistic | value |\n|---|---|\n{stats}",
+        "Unlearning config": f"| setting | value |\n|---|---|\n{cfg}",
+    }
+    if results:
+        rows = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in _flatten(results).items())
+        sections["Measured before / after"] = f"| measure | value |\n|---|---|\n{rows}"
+    if seconds is not None:
+        sections["Cost"] = f"Unlearning took {seconds:.1f} s on {machine_info()} (Python {platform.python_version()})."
+    base_meta = REGISTRY[base_model].repo_id if base_model in REGISTRY else base_model
+    base_meta = base_meta if _REPO_ID.match(base_meta) else None
+    meta = {"license": "cc-by-sa-3.0", "tags": ["feature-unlearning", "machine-unlearning"]}
+    if base_meta:
+        meta["base_model"] = base_meta
+    return model_card(
+        title=f"{Path(base_model).name} without `{feature}`",
+        summary=f"`{base_model}` fine-tuned with feature-unlearning (Moon, Cho & Kim, AAAI 2024) so that it "
+        f"no longer generates `{feature}`, while its other samples stay as they were.",
+        metadata=meta,
+        sections=sections,
+    )
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return f"`{v}`" if isinstance(v, (tuple, list)) else str(v)
+
+
+def export_zip(model: nn.Module, path: str | Path, *, card: str | None = None) -> Path:
+    """Save ``model`` (config, safetensors, card) and pack the folder into the zip file ``path``."""
+    import shutil
+    import tempfile
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = save_pretrained(model, Path(tmp) / path.stem, card=card)
+        archive = shutil.make_archive(str(Path(tmp) / path.stem), "zip", root_dir=folder.parent, base_dir=folder.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        shutil.copyfile(archive, partial)
+        partial.replace(path)
+    return path
