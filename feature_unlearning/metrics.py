@@ -154,3 +154,29 @@ def digit_stats(images: torch.Tensor, classifier: nn.Module | None = None, *, ba
 def feature_share(images: torch.Tensor, oracle: Oracle) -> float:
     """Share of ``images`` that ``oracle`` labels as showing the feature."""
     return float((score_images(oracle, images) >= oracle.threshold).float().mean()) if len(images) else 0.0
+
+
+@torch.no_grad()
+def preservation(original: torch.Tensor, unlearned: torch.Tensor) -> dict[str, float]:
+    """How alike two renderings of the same latents are: mean SSIM (28x28-sized 7x7 window) and mean L1.
+
+    ``original`` and ``unlearned`` are ``(N, C, H, W)`` in [-1, 1]; pass the latents without the feature
+    to measure what unlearning should have left alone.
+    """
+    from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+
+    if len(original) == 0:
+        return {"ssim": float("nan"), "l1": float("nan")}
+    s = ssim(unlearned.float().cpu(), original.float().cpu(), data_range=2.0, kernel_size=7, sigma=1.0, reduction="none")
+    l1 = (unlearned.float().cpu() - original.float().cpu()).abs().flatten(1).mean(1)
+    return {"ssim": float(s.mean()), "l1": float(l1.mean())}
+
+
+def diversity(images: torch.Tensor, classifier: nn.Module | None = None, *, pairs: int = 2000, seed: int = 0) -> float:
+    """Mean distance between the classifier features of random pairs of images (higher = more varied)."""
+    clf = _default_classifier(classifier).eval()
+    feats = torch.cat([ClassifierFeatures(clf)(((x + 1) / 2).clamp(0, 1)) for x in images.split(1000)]).float()
+    g = torch.Generator().manual_seed(seed)
+    i, j = torch.randint(len(feats), (2, pairs), generator=g)
+    keep = i != j
+    return float((feats[i[keep]] - feats[j[keep]]).norm(dim=1).mean())

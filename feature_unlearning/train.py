@@ -29,6 +29,8 @@ class GANTrainConfig:
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)  # DCGAN's Adam settings (Radford et al., 2016)
     ema_decay: float = 0.999  # the shipped generator is an exponential moving average of G's weights
+    translate: int = 2  # DiffAugment (Zhao et al., 2020): shift real and fake images by up to this many px for D
+    balance_weight: float = 0.0  # > 0: push the batch's class histogram (by balance_classifier) towards uniform
     latent_dim: int = 32
     base_channels: int = 64
     seed: int = 0
@@ -68,6 +70,19 @@ def _batches(n: int, batch_size: int, generator: torch.Generator):
             yield perm[i : i + batch_size]
 
 
+def random_translate(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Shift each image by a random integer offset in [-max_shift, max_shift] px, filling with background (-1).
+
+    Differentiable with respect to ``x`` (DiffAugment: the same augmentation is applied to real and fake
+    images before the discriminator, so it cannot leak into the generator's output)."""
+    if max_shift <= 0:
+        return x
+    n, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (max_shift,) * 4, value=-1.0)
+    dx, dy = torch.randint(0, 2 * max_shift + 1, (2, n), generator=generator).tolist()
+    return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(n)])
+
+
 @torch.no_grad()
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     for p_ema, p in zip(ema.parameters(), model.parameters()):
@@ -104,6 +119,7 @@ def train_dcgan(
     callback: Callback | None = None,
     snapshot: Callable[[int, DCGANGenerator], None] | None = None,
     snapshot_every: int = 2000,
+    balance_classifier: nn.Module | None = None,
 ) -> tuple[DCGANGenerator, dict]:
     """Train a :class:`DCGANGenerator` with the non-saturating GAN loss against a
     :class:`DCGANDiscriminator`. ``images``: ``(N, C, S, S)`` in [-1, 1]. Returns the EMA generator
@@ -122,14 +138,18 @@ def train_dcgan(
     start = time.perf_counter()
     batches = _batches(len(images), cfg.batch_size, gen)
     for step in progress(range(1, cfg.steps + 1), desc="train dcgan"):
-        real = images[next(batches)].to(device)
+        real = random_translate(images[next(batches)], cfg.translate, gen).to(device)
         z = g.sample_latent(cfg.batch_size, generator=gen)
         fake = g(z)
-        loss_d = F.softplus(-d(real)).mean() + F.softplus(d(fake.detach())).mean()
+        fake_aug = random_translate(fake, cfg.translate, gen)
+        loss_d = F.softplus(-d(real)).mean() + F.softplus(d(fake_aug.detach())).mean()
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
-        loss_g = F.softplus(-d(fake)).mean()
+        loss_g = F.softplus(-d(fake_aug)).mean()
+        if cfg.balance_weight > 0 and balance_classifier is not None:
+            hist = balance_classifier(fake).softmax(1).mean(0)
+            loss_g = loss_g + cfg.balance_weight * (hist * (hist * len(hist)).log()).sum()  # KL(hist || uniform)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()

@@ -60,6 +60,10 @@ class UnlearnConfig:
     oversample: float = 0.5  # share of each batch drawn from the prior conditioned on proj(z) >= oversample_from
     oversample_quantile: float = 0.05  # ... the projection that this share of the collected positives falls below
     search_offsets: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.5, 6.0)  # moves along -d tried, in latent std
+    oracle_weight: float = 1.0  # hinge on the oracle's score of the student's own image of a positive (0: off)
+    replay: float = 0.25  # share of each batch re-drawn near latents whose student image still shows the feature
+    replay_jitter: float = 0.1  # std of the Gaussian noise added to a replayed latent
+    replay_size: int = 1024  # latents remembered for replay (the most recent failures)
     # --- run ---
     seed: int = 0
     device: str | None = None  # None: CUDA when present, else the model's device
@@ -161,6 +165,13 @@ def unlearning_loss(
         "unlearn": unl.mean().item(),
         "percep": percep.mean().item(),
     }
+
+
+def oracle_hinge(oracle: Oracle, images: torch.Tensor, margin: float) -> torch.Tensor:
+    """Per image, how far the oracle's score is above ``threshold - margin``, in units of the margin
+    (0 once an image is clearly free of the feature): ``(N, C, H, W)`` -> ``(N,)``."""
+    unit = margin if margin > 0 else 1.0
+    return torch.relu((oracle.scores(images) - (oracle.threshold - margin)) / unit)
 
 
 # ---------------------------------------------------------------------------- sampling and targets
@@ -299,6 +310,7 @@ def unlearn(
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.mixed_precision and device.type == "cuda")
 
     history = History(config=asdict(cfg))
+    failures = torch.empty(0, model.latent_dim)  # latents whose student image still showed the feature
     start = time.perf_counter()
     for step in progress(range(1, cfg.steps + 1), desc=f"unlearn ({cfg.method})", disable=None if progress_bar is None else not progress_bar):
         if cfg.method == "paper":
@@ -306,7 +318,12 @@ def unlearn(
         else:
             z = sample_batch(
                 cfg.batch_size, model.latent_dim, direction, oversample=cfg.oversample, cut=cut, generator=gen
-            ).to(device)
+            )
+            k = min(int(round(cfg.replay * cfg.batch_size)), len(failures))
+            if k:  # hard examples: the regions of latent space the student has not unlearned yet
+                pick = torch.randint(len(failures), (k,), generator=gen)
+                z[-k:] = failures[pick] + cfg.replay_jitter * torch.randn(k, model.latent_dim, generator=gen)
+            z = z.to(device)
         with torch.no_grad(), autocast:
             teach = teacher(z).float()
             target = teach.clone()
@@ -334,6 +351,16 @@ def unlearn(
             ms_ssim_kernel=cfg.ms_ssim_kernel,
             ms_ssim_sigma=cfg.ms_ssim_sigma,
         )
+        if cfg.method == "oracle" and cfg.oracle_weight > 0 and positive.any():
+            # where the student still draws the feature, push its own image below the margin; the L1/MS-SSIM
+            # anchor to a real feature-free image of the teacher keeps this from drifting off the image manifold
+            hinge = oracle_hinge(oracle, out[positive], margin)
+            loss = loss + cfg.oracle_weight * hinge.sum() / len(z)
+            parts["oracle"] = hinge.mean().item()
+            parts["loss"] = loss.item()
+            if cfg.replay > 0:
+                failed = z[positive][hinge.detach() > 0].cpu()
+                failures = torch.cat([failures, failed])[-cfg.replay_size :]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
