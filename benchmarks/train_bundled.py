@@ -126,12 +126,21 @@ def generator_card(name: str, kind: str, cfg, hist: dict, q: dict) -> str:
     )
 
 
+def pretrained(folder: Path):
+    """A model trained earlier by train_dcgan / train_vae with the default config, and its recorded history."""
+    hist = json.loads((folder / "history.json").read_text())
+    return hub.load_folder(folder), hist
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=["classifier", "reference", "dcgan", "vae"], action="append",
                         help="classifier: both classifiers, then the reference statistics; reference: only those")
     parser.add_argument("--gan-steps", type=int, default=GANTrainConfig().steps)
     parser.add_argument("--vae-epochs", type=int, default=VAETrainConfig().epochs)
+    parser.add_argument("--dcgan-from", type=Path, default=None,
+                        help="bundle a DCGAN already trained with the default config (a model folder + history.json)")
+    parser.add_argument("--vae-from", type=Path, default=None, help="the same for the VAE")
     args = parser.parse_args(argv)
     todo = set(args.only or ["classifier", "dcgan", "vae"])
     if "classifier" in todo:
@@ -178,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     trained = {}
     if "dcgan" in todo:
         cfg = GANTrainConfig(steps=args.gan_steps)
-        g, hist = train_dcgan(x_train, cfg)
+        g, hist = pretrained(args.dcgan_from) if args.dcgan_from else train_dcgan(x_train, cfg)
         q = evaluate_generator(g, clf, thick, eight, x_train)
         print("mnist-dcgan", q)
         write_bundle(g, "mnist-dcgan", generator_card("mnist-dcgan", "A DCGAN generator for 28x28 MNIST digits "
@@ -187,11 +196,11 @@ def main(argv: list[str] | None = None) -> None:
         trained["mnist-dcgan"] = g
     if "vae" in todo:
         cfg = VAETrainConfig(epochs=args.vae_epochs)
-        v, hist = train_vae(x_train, cfg)
+        v, hist = pretrained(args.vae_from) if args.vae_from else train_vae(x_train, cfg)
         q = evaluate_generator(v, clf, thick, eight, x_train)
         print("mnist-vae", q)
         write_bundle(v, "mnist-vae", generator_card("mnist-vae", "A convolutional VAE for 28x28 MNIST digits "
-                     "(latent 16, Bernoulli decoder); `encode(x)` gives the posterior.", cfg, hist, q))
+                     "(latent 8, Bernoulli decoder); `encode(x)` gives the posterior.", cfg, hist, q))
         summary["mnist-vae"] = q
         trained["mnist-vae"] = v
 

@@ -71,6 +71,7 @@ def run_one(model_name: str, feature: str, seed: int, cfg: UnlearnConfig, *, n_c
         "share_before": report["share_before"], "share_after": report["share_after"], "removed": report["removed"],
         "fd_before": report["fd_before"], "fd_after": report["fd_after"], "fd_ratio": report["fd_ratio"],
         "ssim_kept": report["preservation"]["ssim"], "l1_kept": report["preservation"]["l1"],
+        "ssim_kept_clear": report["preservation_clear"]["ssim"],
         "judge": judge, "seconds_direction": t_direction, "seconds_unlearn": hist.seconds, "seconds_total": wall,
         "unresolved_last": hist.unresolved[-1] if hist.unresolved else None,
         "direction_stats": feat.stats,
@@ -112,7 +113,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="one seed, 2,000 evaluation samples")
     parser.add_argument("--tag", default=None, help="suffix of the result files")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="UnlearnConfig overrides")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.quick:
         args.seeds, args.n_eval = args.seeds[:1], 2000
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
@@ -129,7 +133,8 @@ def main(argv: list[str] | None = None) -> None:
                 print(
                     f"{model_name} {feature} seed {seed}: {r['share_before']:.2%} -> {r['share_after']:.2%} "
                     f"(removed {r['removed']:.1%}; judge {r['judge']['removed']:.1%}), FD ratio {r['fd_ratio']:.2f} "
-                    f"(judge {r['judge']['fd_ratio']:.2f}), SSIM kept {r['ssim_kept']:.3f}, {r['seconds_total']:.1f} s",
+                    f"(judge {r['judge']['fd_ratio']:.2f}), SSIM kept {r['ssim_kept']:.3f} (clear {r['ssim_kept_clear']:.3f}), "
+                    f"{r['seconds_total']:.1f} s",
                     flush=True,
                 )
     tag = args.tag or (args.method if args.method != "oracle" else "")

@@ -57,7 +57,7 @@ REGISTRY: dict[str, ModelEntry] = {
         ModelEntry(
             name="mnist-vae",
             repo_id=f"{HUB_ORG}/mnist-vae",
-            description="Convolutional VAE for 28x28 MNIST digits (latent 16); forward(z) is the decoder",
+            description="Convolutional VAE for 28x28 MNIST digits (latent 8); forward(z) is the decoder",
         ),
         ModelEntry(
             name="mnist-classifier",

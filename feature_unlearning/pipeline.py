@@ -148,8 +148,10 @@ def compare(
     start = time.perf_counter()
     z = original.sample_latent(n, seed=seed, device="cpu")
     before, after = render(original, z).cpu(), render(unlearned, z).cpu()
-    pos_before = score_images(oracle, before) >= oracle.threshold
+    scores_before = score_images(oracle, before)
+    pos_before = scores_before >= oracle.threshold
     pos_after = score_images(oracle, after) >= oracle.threshold
+    clear = scores_before < oracle.threshold - getattr(oracle, "default_margin", 0.0)
     share_before, share_after = float(pos_before.float().mean()), float(pos_after.float().mean())
     out = {
         "n": n,
@@ -157,6 +159,9 @@ def compare(
         "share_after": share_after,
         "removed": 1 - share_after / share_before if share_before > 0 else float("nan"),
         "preservation": metrics.preservation(before[~pos_before], after[~pos_before]),
+        # the same on samples clearly without the feature (below the oracle's margin), which unlearning targets
+        # never move; the rest of the negatives are borderline and are pushed further from the feature
+        "preservation_clear": metrics.preservation(before[clear], after[clear]),
     }
     if reference is not None and before.shape[1:] == (1, 28, 28):
         ref_after = f"not-{oracle.name}" if reference == "auto" else reference

@@ -53,6 +53,7 @@ class UnlearnConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     alpha: float = 1.0  # weight of L_unlearn + L_percep against L_recon (the paper's alpha)
     percep_weight: float = 1.0  # weight of the MS-SSIM term inside the alpha bracket
+    recon_percep_weight: float = 0.0  # > 0 adds (1 - MS-SSIM(g(z), f(z))) to L_recon (not in the paper)
     ms_ssim_kernel: int = 7
     ms_ssim_sigma: float = 1.0
     # --- "oracle" method only ---
@@ -141,6 +142,7 @@ def unlearning_loss(
     *,
     alpha: float = 1.0,
     percep_weight: float = 1.0,
+    recon_percep_weight: float = 0.0,
     ms_ssim_kernel: int = 7,
     ms_ssim_sigma: float = 1.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -152,12 +154,16 @@ def unlearning_loss(
     pos = positive.to(student.dtype)
     recon = (1 - pos) * l1_per_sample(student, teacher)
     unl = pos * l1_per_sample(student, target)
+    ssim_args = {"kernel_size": ms_ssim_kernel, "sigma": ms_ssim_sigma}
+    percep = torch.zeros_like(unl)
     if percep_weight > 0 and bool(positive.any()):
         p_idx = positive.nonzero().squeeze(1)
-        ssim = ms_ssim_per_sample(student[p_idx], target[p_idx], kernel_size=ms_ssim_kernel, sigma=ms_ssim_sigma)
-        percep = torch.zeros_like(unl).index_put((p_idx,), 1 - ssim.to(unl.dtype))
-    else:
-        percep = torch.zeros_like(unl)
+        ssim = ms_ssim_per_sample(student[p_idx], target[p_idx], **ssim_args)
+        percep = percep.index_put((p_idx,), 1 - ssim.to(unl.dtype))
+    if recon_percep_weight > 0 and not bool(positive.all()):
+        n_idx = (~positive).nonzero().squeeze(1)
+        ssim = ms_ssim_per_sample(student[n_idx], teacher[n_idx], **ssim_args)
+        recon = recon.index_put((n_idx,), recon[n_idx] + recon_percep_weight * (1 - ssim.to(unl.dtype)))
     loss = (alpha * (unl + percep_weight * percep) + recon).mean()
     return loss, {
         "loss": loss.item(),
@@ -348,6 +354,7 @@ def unlearn(
             positive,
             alpha=cfg.alpha,
             percep_weight=cfg.percep_weight,
+            recon_percep_weight=cfg.recon_percep_weight,
             ms_ssim_kernel=cfg.ms_ssim_kernel,
             ms_ssim_sigma=cfg.ms_ssim_sigma,
         )
@@ -355,7 +362,7 @@ def unlearn(
             # where the student still draws the feature, push its own image below the margin; the L1/MS-SSIM
             # anchor to a real feature-free image of the teacher keeps this from drifting off the image manifold
             hinge = oracle_hinge(oracle, out[positive], margin)
-            loss = loss + cfg.oracle_weight * hinge.sum() / len(z)
+            loss = loss + cfg.alpha * cfg.oracle_weight * hinge.sum() / len(z)  # part of the alpha bracket
             parts["oracle"] = hinge.mean().item()
             parts["loss"] = loss.item()
             if cfg.replay > 0:

@@ -21,7 +21,7 @@ class ConvVAE(Generator, HubModel):
 
     def __init__(
         self,
-        latent_dim: int = 16,
+        latent_dim: int = 8,
         channels: int = 1,
         image_size: int = 28,
         base_channels: int = 32,

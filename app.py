@@ -1,0 +1,791 @@
+"""Feature unlearning, in the browser: pick a model and a feature, see its direction, unlearn it, compare.
+
+    python app.py            # http://127.0.0.1:7860
+
+The UI only: every computation is a call into ``feature_unlearning`` (mostly
+:class:`feature_unlearning.session.Workspace`, one per browser session, kept in ``gr.State``).
+Importing this file builds nothing; :func:`build_demo` makes the Blocks, ``__main__`` launches them.
+
+Settings (environment variables, all optional):
+    FEATURE_UNLEARNING_APP_MODEL      model loaded when the page opens (default: mnist-dcgan)
+    FEATURE_UNLEARNING_APP_COLLECT_N  samples a preset labels to find a direction (default: 4000)
+    FEATURE_UNLEARNING_APP_COMPARE_N  fresh latents behind the before/after numbers (default: 2000)
+    FEATURE_UNLEARNING_APP_TRAIN_CONCURRENCY  unlearning runs at once, all sessions together (default: 1)
+    GRADIO_SERVER_NAME, GRADIO_SERVER_PORT    where to listen (default: 127.0.0.1:7860)
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+
+try:  # ZeroGPU on Hugging Face Spaces; elsewhere the app runs on whatever device torch finds
+    import spaces
+except ImportError:
+    spaces = None
+
+import gradio as gr
+
+from feature_unlearning import hub, viz
+from feature_unlearning.session import ALPHAS, Workspace, unlearn_stream
+from feature_unlearning.unlearn import UnlearnConfig
+
+log = logging.getLogger("feature_unlearning.app")
+
+DEFAULT_MODEL = "mnist-dcgan"
+PRESETS = [("thick strokes", "thick")] + [(f"digit {k}", f"digit:{k}") for k in range(10)]
+GRID_COLUMNS = 8
+GRID_TILE = 112  # px: a 28 px digit drawn 4x
+GRID_PADDING = 4  # px around each sample; a marked sample's padding turns amber
+PAPER = "https://arxiv.org/abs/2303.05699"
+
+INTRO = f"""
+# Feature unlearning
+Make a pretrained generator **stop drawing a visual feature** (thick strokes, a digit, whatever you mark)
+while everything else it draws stays as it was, after Moon, Cho & Kim,
+[*Feature Unlearning for Pre-trained GANs and VAEs*]({PAPER}) (AAAI 2024).
+Work down the page: **1** pick a model, **2** show which samples have the feature, **3** find its direction in
+latent space, **4** unlearn it, **5** compare and download the result.
+"""
+
+CSS = """
+.fu-grid img { image-rendering: pixelated; cursor: pointer; }
+.fu-pixels img { image-rendering: pixelated; }
+.fu-status { min-height: 1.6em; }
+"""
+
+
+# ----------------------------------------------------------------------------------------- helpers
+
+
+def _warn(message: str) -> str:
+    """Show ``message`` as a toast and return it for the section's status line."""
+    gr.Warning(message)
+    return f"⚠ {message}"
+
+
+def _guard(n_outputs: int):
+    """Turn errors into a visible message: the status (first output) says what went wrong; the other
+    outputs keep their values. Expected mistakes raise ValueError with a readable text."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except ValueError as err:
+                message = str(err)
+            except Exception as err:  # never crash the page; the log has the traceback
+                log.exception("%s failed", fn.__name__)
+                message = f"something went wrong ({type(err).__name__}: {err})"
+            if n_outputs == 1:
+                return _warn(message)
+            return (_warn(message),) + tuple(gr.skip() for _ in range(n_outputs - 1))
+
+        return inner
+
+    return wrap
+
+
+def _is_bundled(name: str) -> bool:
+    entry = hub.REGISTRY[name]
+    return entry.bundled and entry.bundled_path.is_dir()
+
+
+def _close(ws: Workspace | None) -> None:
+    if ws is not None:
+        ws.close()
+
+
+def _need(ws: Workspace | None) -> Workspace:
+    if ws is None:
+        raise ValueError("no model loaded yet: pick one in step 1 and press Load")
+    return ws
+
+
+def _grid(ws: Workspace, page: int):
+    images, marked = ws.page(page)
+    images, scale = viz.fit(images, GRID_TILE)
+    return viz.image_grid(images, nrow=GRID_COLUMNS, scale=scale, padding=GRID_PADDING, highlight=marked)
+
+
+def _tile(ws: Workspace) -> int:
+    """Height in px of one sample in the grid (what a click position is divided by)."""
+    images, scale = viz.fit(ws.images[:1], GRID_TILE)
+    return images.shape[-1] * scale
+
+
+def _show(images, size: int = 84, **grid_kwargs):
+    """A grid of ``images`` with each sample about ``size`` px tall."""
+    images, scale = viz.fit(images, size)
+    return viz.image_grid(images, scale=scale, padding=GRID_PADDING, **grid_kwargs)
+
+
+def _counts(ws: Workspace, page: int) -> str:
+    n_pos, n_neg = ws.counts()
+    how = (
+        f"labelled by the preset **{_preset_label(ws.preset)}** (clicking switches to your own marks)"
+        if ws.preset
+        else "marked by hand"
+    )
+    return (
+        f"**{n_pos} with the feature** · {n_neg} without · {how}  \n"
+        f"page {page + 1} of {ws.n_pages} ({ws.n_samples} samples drawn)"
+    )
+
+
+def _preset_label(value: str | None) -> str:
+    return next((label for label, v in PRESETS if v == value), str(value))
+
+
+def _marks_text(ws: Workspace) -> str:
+    return ", ".join(str(i) for i in sorted(ws.marked))
+
+
+def _feature_view(ws: Workspace, page: int):
+    """(grid, counts, marks text) after the marks or the page changed."""
+    return _grid(ws, page), _counts(ws, page), _marks_text(ws)
+
+
+def _parse_indices(text: str) -> list[int]:
+    out = []
+    for part in (text or "").replace(";", ",").replace(" ", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part[1:]:
+            lo, hi = part.split("-", 1)
+            if not (lo.strip().isdigit() and hi.strip().isdigit()):
+                raise ValueError(f"can't read {part!r}: write sample numbers like 0, 3, 5-9")
+            lo, hi = int(lo), int(hi)
+            if hi - lo > 100_000:
+                raise ValueError(f"the range {part!r} is longer than any page of samples")
+            out.extend(range(lo, hi + 1))
+        elif part.isdigit():
+            out.append(int(part))
+        else:
+            raise ValueError(f"can't read {part!r}: write sample numbers like 0, 3, 5-9")
+    return out
+
+
+def _strip(images) -> object:
+    return _show(images, 112, nrow=len(images))
+
+
+def _bar(step: int, steps: int) -> str:
+    """A progress bar (inline styles: it needs no CSS of its own)."""
+    share = 100 * min(max(step / max(steps, 1), 0), 1)
+    return (
+        f'<div role="progressbar" aria-valuenow="{step}" aria-valuemax="{steps}" title="{step} of {steps} steps" '
+        'style="height:10px;border-radius:5px;background:var(--neutral-200,#e5e7eb);overflow:hidden">'
+        f'<div style="width:{share:.1f}%;height:100%;background:var(--color-accent,#f97316)"></div></div>'
+    )
+
+
+def _live_caption(alpha: float) -> str:
+    return f"**The traversal's samples at a = {float(alpha):+.2f}**".replace("+0.00", "0")
+
+
+def _feature_summary(ws: Workspace) -> str:
+    s = ws.feature.stats
+    source = (
+        f"the preset **{_preset_label(ws.preset)}** labelled {s['n_samples']} fresh samples"
+        if ws.preset
+        else f"your marks on {s['n_samples']} samples (a probe learnt from them labels new samples while unlearning)"
+    )
+    return (
+        f"✓ Direction found from {source}: **{s['n_positive']} with the feature** "
+        f"({100 * s['positive_share']:.1f}%), threshold t = {s['threshold']:.2f}. "
+        f"The line z · d ≥ t alone catches {100 * s['linear_rule_recall']:.0f}% of them "
+        f"(and {100 * s['linear_rule_false_positive_rate']:.0f}% of the others)."
+    )
+
+
+METRIC_ROWS = [
+    ("share_before", "samples with the feature, original", "{:.1%}"),
+    ("share_after", "samples with the feature, unlearned", "{:.1%}"),
+    ("removed", "share of the feature removed", "{:.1%}"),
+    ("fd_before", "Fréchet distance to real digits, original (lower = more realistic)", "{:.1f}"),
+    ("fd_after", "Fréchet distance to real digits without the feature, unlearned", "{:.1f}"),
+    ("preservation.ssim", "SSIM to the original, samples without the feature (1 = unchanged)", "{:.3f}"),
+    ("preservation.l1", "mean |difference| to the original, samples without the feature", "{:.4f}"),
+    ("preservation_clear.ssim", "SSIM to the original, samples clearly without the feature", "{:.3f}"),
+    ("preservation_clear.l1", "mean |difference| to the original, samples clearly without the feature", "{:.4f}"),
+]
+
+
+def _metrics_table(report: dict) -> list[list[str]]:
+    rows = []
+    for key, label, fmt in METRIC_ROWS:
+        value = report
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None and not (isinstance(value, float) and math.isnan(value)):
+            rows.append([label, fmt.format(value)])
+    rows.append(["latents compared", str(report["n"])])
+    return rows
+
+
+def gpu_seconds(steps: int, batch_size: int = 64) -> int:
+    """ZeroGPU seconds to ask for an unlearning run of ``steps``: 20 s to start plus 0.1 s a step, within
+    [30, 600]. A generous guess, not yet measured on a ZeroGPU (a shorter request queues sooner)."""
+    return int(min(600, max(30, 20 + 0.1 * steps * max(1, batch_size / 64))))
+
+
+# --------------------------------------------------------------------------------- the training run
+
+
+def _run_unlearning(model, feature, config, preview_z):
+    """The GPU part: stream unlearning progress. No session state goes in (ZeroGPU runs this in another
+    process, so the Workspace's stop event can't reach it): Cancel closes this stream instead."""
+    yield from unlearn_stream(feature, model, config, preview_z=preview_z)
+
+
+def _gpu_duration(model, feature, config, preview_z) -> int:
+    return gpu_seconds(config.steps, config.batch_size)
+
+
+if spaces is not None:  # decorating runs nothing; ZeroGPU needs the decorated function at startup
+    _run_unlearning_gpu = spaces.GPU(duration=_gpu_duration)(_run_unlearning)
+else:
+    _run_unlearning_gpu = None
+
+
+# ------------------------------------------------------------------------------------------- the UI
+
+
+def build_demo(
+    *,
+    default_model: str | None = None,
+    page_size: int = 32,
+    collect_n: int | None = None,
+    compare_n: int | None = None,
+    train_concurrency: int | None = None,
+) -> gr.Blocks:
+    """The Blocks of the app. Arguments override the environment variables in the module docstring;
+    tests pass tiny values (a small ``collect_n`` and ``compare_n``)."""
+    env = os.environ.get
+    default_model = default_model or env("FEATURE_UNLEARNING_APP_MODEL") or DEFAULT_MODEL
+    collect_n = int(collect_n or env("FEATURE_UNLEARNING_APP_COLLECT_N") or 4000)
+    compare_n = int(compare_n or env("FEATURE_UNLEARNING_APP_COMPARE_N") or 2000)
+    train_concurrency = int(train_concurrency or env("FEATURE_UNLEARNING_APP_TRAIN_CONCURRENCY") or 1)
+    defaults = UnlearnConfig()  # read now, not at import: the library's defaults may change
+    known = hub.list_models("generator")
+    on_zero_gpu = _run_unlearning_gpu is not None
+
+    with gr.Blocks(title="Feature unlearning", analytics_enabled=False, delete_cache=(3600, 7200)) as demo:
+        # this session's Workspace; its temporary files go when the session ends
+        ws_state = gr.State(None, delete_callback=_close)
+        page_state = gr.State(0)  # the page of samples on screen
+
+        gr.Markdown(INTRO)
+
+        # -- 1 model
+        gr.Markdown("## 1 · Model")
+        with gr.Row(equal_height=True):
+            model_pick = gr.Dropdown(
+                choices=[(name if _is_bundled(name) else f"{name} (from the Hub)", name) for name in known],
+                value=default_model if default_model in known else None,
+                label="Known model",
+                scale=2,
+            )
+            model_path = gr.Textbox(
+                value="" if default_model in known else default_model,
+                label="…or a Hub repo id / local folder (used when filled in)",
+                placeholder="org/name  or  /path/to/folder",
+                scale=3,
+            )
+            load_btn = gr.Button("Load", variant="primary", scale=1)
+        model_status = gr.Markdown(elem_classes="fu-status", elem_id="model-status")
+
+        # -- 2 feature
+        gr.Markdown(
+            "## 2 · Feature\nClick the samples that show the feature you want gone (click again to unmark), "
+            "or let a preset label them. Marked samples get an amber frame."
+        )
+        with gr.Row():
+            with gr.Column(scale=3):
+                grid = gr.Image(
+                    label="Samples: click to mark / unmark",
+                    show_label=False,
+                    format="png",
+                    interactive=False,
+                    buttons=[],
+                    elem_id="sample-grid",
+                    elem_classes="fu-grid",
+                )
+            with gr.Column(scale=1, min_width=260):
+                counts = gr.Markdown(elem_id="counts")
+                with gr.Row():
+                    prev_btn = gr.Button("◀ Page", size="sm", min_width=60)
+                    next_btn = gr.Button("Page ▶", size="sm", min_width=60)
+                more_btn = gr.Button("More samples")
+                clear_btn = gr.Button("Clear marks", size="sm")
+                preset = gr.Dropdown(choices=PRESETS, value="thick", label="Preset feature")
+                preset_btn = gr.Button("Label with the preset")
+                with gr.Accordion("Mark by number", open=False):
+                    marks_box = gr.Textbox(
+                        label="Marked samples (0 = top left, numbered across pages; e.g. 0, 3, 5-9)",
+                        elem_id="marks",
+                    )
+                    marks_btn = gr.Button("Set marks", size="sm")
+        feature_status = gr.Markdown(elem_classes="fu-status", elem_id="feature-status")
+
+        # -- 3 direction
+        gr.Markdown(
+            "## 3 · Direction\nThe feature's direction d in latent space: rows are samples moved along it by "
+            "a (0 = the sample itself); the histogram shows where samples with and without the feature fall."
+        )
+        direction_btn = gr.Button("Find the direction", variant="primary")
+        direction_status = gr.Markdown(elem_classes="fu-status", elem_id="direction-status")
+        with gr.Row():
+            with gr.Column():
+                gr.Markdown("**Traversal** z + a·d, a from -3 to +3 (framed: a = 0)")
+                traversal = gr.Image(
+                    label="Traversal",
+                    show_label=False,
+                    format="png",
+                    interactive=False,
+                    buttons=[],
+                    elem_id="traversal",
+                    elem_classes="fu-pixels",
+                )
+            with gr.Column():
+                gr.Markdown("**Projections** z · d of the labelled samples, and the threshold t")
+                histogram = gr.Plot(label="Projections", show_label=False, format="png", elem_id="histogram")
+        with gr.Row(equal_height=True):
+            alpha_slider = gr.Slider(
+                -3,
+                3,
+                value=0,
+                step=0.25,
+                label="Move along the direction: a",
+                info="updates when you let go",
+                scale=1,
+                elem_id="alpha",
+            )
+            with gr.Column(scale=3):
+                live_caption = gr.Markdown("**The traversal's samples at a = 0**")
+                live = gr.Image(
+                    label="At a",
+                    show_label=False,
+                    format="png",
+                    interactive=False,
+                    buttons=[],
+                    elem_id="live",
+                    elem_classes="fu-pixels",
+                    height=140,
+                )
+
+        # -- 4 unlearn
+        gr.Markdown(
+            "## 4 · Unlearn\nFine-tunes a copy of the model: samples with the feature learn to look like their "
+            "feature-free versions, all others stay as they were. "
+            + ("Runs on a ZeroGPU." if on_zero_gpu else "Runs on the GPU when there is one, else on the CPU.")
+        )
+        with gr.Row():
+            steps_in = gr.Number(value=defaults.steps, precision=0, label="Steps")
+            lr_in = gr.Number(value=defaults.lr, label="Learning rate")
+            alpha_in = gr.Number(value=defaults.alpha, label="alpha (weight of L_unlearn + L_percep vs L_recon)")
+        with gr.Row():
+            run_btn = gr.Button("Run unlearning", variant="primary")
+            cancel_btn = gr.Button("Cancel", variant="stop", interactive=False)
+        run_status = gr.Markdown(elem_classes="fu-status", elem_id="run-status")
+        run_bar = gr.HTML(_bar(0, 1), elem_id="run-bar")
+        with gr.Row():
+            with gr.Column():
+                gr.Markdown("**Losses** while training")
+                loss_plot = gr.Plot(label="Losses", show_label=False, format="png", elem_id="losses")
+            with gr.Column():
+                gr.Markdown("**Preview**: the same latents while training (framed: had the feature)")
+                preview = gr.Image(
+                    label="Preview",
+                    show_label=False,
+                    format="png",
+                    interactive=False,
+                    buttons=[],
+                    elem_id="preview",
+                    elem_classes="fu-pixels",
+                )
+
+        # -- 5 compare
+        gr.Markdown("## 5 · Compare and download")
+        with gr.Row():
+            compare_btn = gr.Button("Compare original and unlearned", variant="primary")
+            export_btn = gr.Button("Export the unlearned model (.zip)")
+        compare_status = gr.Markdown(elem_classes="fu-status", elem_id="compare-status")
+        gr.Markdown(
+            "**The same latents**: original | unlearned | difference (red: ink removed, blue: ink added, "
+            "brighter: a bigger change; framed: had the feature)"
+        )
+        comparison = gr.Image(
+            label="Original | unlearned | difference",
+            show_label=False,
+            format="png",
+            interactive=False,
+            buttons=[],
+            elem_id="comparison",
+            elem_classes="fu-pixels",
+        )
+        with gr.Row():
+            metrics = gr.Dataframe(
+                headers=["measure", "value"],
+                label="Before / after",
+                interactive=False,
+                wrap=True,
+                scale=2,
+                elem_id="metrics",
+            )
+            with gr.Column(scale=1):
+                download = gr.File(label="Unlearned model: config.json, model.safetensors, README.md")
+                export_status = gr.Markdown(elem_classes="fu-status", elem_id="export-status")
+        with gr.Accordion("Push to the Hugging Face Hub (optional)", open=False):
+            with gr.Row():
+                repo_in = gr.Textbox(label="Repo id", placeholder="your-name/mnist-dcgan-without-thick")
+                token_in = gr.Textbox(label="Token with write access", type="password")
+                private_in = gr.Checkbox(label="Private", value=True)
+            push_btn = gr.Button("Push")
+            push_status = gr.Markdown(elem_classes="fu-status", elem_id="push-status")
+
+        # ------------------------------------------------------------------------------ handlers
+
+        feature_outputs = [feature_status, grid, counts, marks_box]
+        reset_outputs = [traversal, histogram, live, run_bar, loss_plot, preview, comparison, metrics, download]
+
+        def _reset():
+            return tuple(_bar(0, 1) if c is run_bar else None for c in reset_outputs)
+
+        # the model, the session, the page, then every status and picture that belonged to the old model
+        load_outputs = [
+            model_status,
+            ws_state,
+            page_state,
+            feature_status,
+            direction_status,
+            run_status,
+            compare_status,
+            export_status,
+            grid,
+            counts,
+            marks_box,
+            *reset_outputs,
+        ]
+
+        @_guard(len(load_outputs))
+        def load(choice, path, old=None):
+            name = (path or "").strip() or (choice or "").strip()
+            try:
+                ws = Workspace.open(name, page_size=page_size)
+            except ValueError as err:
+                entry = hub.REGISTRY.get(name)
+                message = str(err).rstrip(".") + "."
+                if entry is not None and not entry.bundled:
+                    message += f" About {name}: {entry.description}."
+                if old is not None:
+                    message += f" Still working with {old.model_name}."
+                raise ValueError(message) from None
+            _close(old)
+            m = ws.model
+            info = hub.REGISTRY[name].description if name in hub.REGISTRY else type(m).__name__
+            status = (
+                f"✓ Loaded **{name}**: {info}; latent dimension {m.latent_dim}, "
+                f"images {'×'.join(map(str, m.image_shape))}."
+            )
+            return (status, ws, 0, "", "", "", "", "", *_feature_view(ws, 0), *_reset())
+
+        load_btn.click(load, [model_pick, model_path, ws_state], load_outputs, api_name="load_model")
+        model_path.submit(load, [model_pick, model_path, ws_state], load_outputs, api_visibility="private")
+        demo.load(load, [model_pick, model_path, ws_state], load_outputs, api_visibility="private")
+
+        @_guard(5)
+        def on_click(ws, page, evt: gr.SelectData):
+            ws = _need(ws)
+            x, y = evt.index
+            images, _ = ws.page(page)
+            i = viz.grid_index(x, y, n=len(images), nrow=GRID_COLUMNS, tile=_tile(ws), padding=GRID_PADDING)
+            if i is None:
+                return (gr.skip(),) * 5
+            marked = ws.toggle(page * ws.page_size + i)
+            return (
+                f"{'Marked' if marked else 'Unmarked'} sample {page * ws.page_size + i}.",
+                *_feature_view(ws, page),
+                page,
+            )
+
+        grid.select(
+            on_click,
+            [ws_state, page_state],
+            [*feature_outputs, page_state],
+            api_visibility="private",
+            show_progress="hidden",
+            trigger_mode="multiple",  # a quick second click is queued, not dropped ...
+            concurrency_limit=1,  # ... and handled after the first
+            concurrency_id="marks",
+        )
+
+        @_guard(5)
+        def set_marks(ws, page, text):
+            ws = _need(ws)
+            ws.set_marked(_parse_indices(text))
+            return (f"{len(ws.marked)} samples marked.", *_feature_view(ws, page), page)
+
+        marks_btn.click(
+            set_marks, [ws_state, page_state, marks_box], [*feature_outputs, page_state], api_name="set_marks"
+        )
+        marks_box.submit(
+            set_marks, [ws_state, page_state, marks_box], [*feature_outputs, page_state], api_visibility="private"
+        )
+
+        @_guard(5)
+        def turn_page(ws, page, delta):
+            ws = _need(ws)
+            page = min(max(page + delta, 0), ws.n_pages - 1)
+            return ("", *_feature_view(ws, page), page)
+
+        prev_btn.click(
+            functools.partial(turn_page, delta=-1),
+            [ws_state, page_state],
+            [*feature_outputs, page_state],
+            api_visibility="private",
+        )
+        next_btn.click(
+            functools.partial(turn_page, delta=1),
+            [ws_state, page_state],
+            [*feature_outputs, page_state],
+            api_visibility="private",
+        )
+
+        @_guard(5)
+        def more(ws):
+            ws = _need(ws)
+            page = ws.add_page()
+            return (f"Drew {ws.page_size} more samples (page {page + 1}).", *_feature_view(ws, page), page)
+
+        more_btn.click(more, [ws_state], [*feature_outputs, page_state], api_name="more_samples")
+
+        @_guard(5)
+        def clear(ws, page):
+            ws = _need(ws)
+            ws.clear()
+            return ("Marks cleared.", *_feature_view(ws, page), page)
+
+        clear_btn.click(clear, [ws_state, page_state], [*feature_outputs, page_state], api_name="clear_marks")
+
+        @_guard(5)
+        def use_preset(ws, page, value):
+            ws = _need(ws)
+            if not value:
+                raise ValueError("choose a preset feature first")
+            n = ws.use_preset(value)
+            return (
+                (
+                    f"The preset **{_preset_label(value)}** finds the feature in {n} of the {ws.n_samples} samples "
+                    f"shown; finding the direction will label {collect_n} fresh samples with it."
+                ),
+                *_feature_view(ws, page),
+                page,
+            )
+
+        preset_btn.click(
+            use_preset, [ws_state, page_state, preset], [*feature_outputs, page_state], api_name="use_preset"
+        )
+
+        @_guard(6)
+        def find_direction(ws, alpha):
+            ws = _need(ws)
+            feature = ws.find_feature(n=collect_n)
+            pos, neg = feature.projections()
+            strips, scale = viz.fit(ws.traversal(ALPHAS), 84)
+            return (
+                _feature_summary(ws),
+                viz.traversal_grid(strips, ALPHAS, scale=scale),
+                viz.projection_histogram(pos, neg, feature.threshold),
+                _live_caption(alpha),
+                _strip(ws.at_alpha(alpha)),
+                _show(ws.preview(), nrow=8, highlight=ws.preview_marked),
+            )
+
+        direction_btn.click(
+            find_direction,
+            [ws_state, alpha_slider],
+            [direction_status, traversal, histogram, live_caption, live, preview],
+            api_name="find_direction",
+        )
+
+        @_guard(3)
+        def move(ws, alpha):
+            ws = _need(ws)
+            return gr.skip(), _live_caption(alpha), _strip(ws.at_alpha(alpha))
+
+        alpha_slider.release(
+            move,
+            [ws_state, alpha_slider],
+            [direction_status, live_caption, live],
+            api_name="traverse",
+            show_progress="hidden",
+            trigger_mode="always_last",  # after a quick second drag, show where the slider ended
+        )
+
+        def run(ws, steps, lr, alpha):
+            """Stream: (status, progress bar, loss plot, preview, run button, cancel button)."""
+            idle = (gr.update(interactive=True), gr.update(interactive=False))
+            try:
+                ws = _need(ws)
+                if ws.feature is None:
+                    raise ValueError("find the feature's direction first (step 3)")
+                if steps is None or lr is None or alpha is None:
+                    raise ValueError("fill in steps, learning rate and alpha")
+                if float(steps) != int(steps):
+                    raise ValueError(f"steps must be a whole number, got {steps}")
+                config = ws.config(steps=int(steps), lr=float(lr), alpha=float(alpha))
+            except ValueError as err:
+                yield (_warn(str(err)), gr.skip(), gr.skip(), gr.skip(), *idle)
+                return
+            ws.stop.clear()
+            ws.unlearned = None
+            yield (
+                f"Starting {config.steps} steps…",
+                _bar(0, config.steps),
+                viz.loss_curves({}, total_steps=config.steps),
+                gr.skip(),
+                gr.update(interactive=False),
+                gr.update(interactive=True),
+            )
+            if on_zero_gpu:
+                stream = _run_unlearning_gpu(ws.model, ws.feature, config, ws.preview_z)
+            else:
+                stream = unlearn_stream(ws.feature, ws.model, config, preview_z=ws.preview_z, stop=ws.stop)
+            try:
+                for p in stream:
+                    picture = _show(p.preview, nrow=8, highlight=ws.preview_marked)
+                    plot = viz.loss_curves(p.curves, total_steps=p.steps)
+                    if on_zero_gpu and ws.stop.is_set() and not p.done:
+                        # the stop event can't reach the GPU process: end the stream there instead
+                        stream.close()
+                        message = f"Stopped at step {p.step} of {p.steps}; on a ZeroGPU the partial model is not kept."
+                        yield (message, _bar(p.step, p.steps), plot, picture, *idle)
+                        return
+                    if not p.done:
+                        left = p.elapsed / max(p.step, 1) * (p.steps - p.step)
+                        yield (
+                            f"Step {p.step} of {p.steps} · {p.elapsed:.0f} s · about {left:.0f} s left",
+                            _bar(p.step, p.steps),
+                            plot,
+                            picture,
+                            gr.skip(),
+                            gr.skip(),
+                        )
+                        continue
+                    ws.set_result(p.model, p.history)
+                    how = (
+                        f"Stopped at step {p.step} of {p.steps}"
+                        if p.stopped_early
+                        else f"✓ Unlearned in {p.steps} steps"
+                    )
+                    yield (
+                        f"{how} ({p.history.seconds:.1f} s). Compare the result below.",
+                        _bar(p.step, p.steps),
+                        plot,
+                        picture,
+                        *idle,
+                    )
+            except Exception as err:
+                log.exception("unlearning failed")
+                message = (
+                    str(err) if isinstance(err, ValueError) else f"unlearning failed ({type(err).__name__}: {err})"
+                )
+                yield (_warn(message), gr.skip(), gr.skip(), gr.skip(), *idle)
+
+        run_btn.click(
+            run,
+            [ws_state, steps_in, lr_in, alpha_in],
+            [run_status, run_bar, loss_plot, preview, run_btn, cancel_btn],
+            api_name="unlearn",
+            concurrency_limit=train_concurrency,
+            concurrency_id="unlearn",
+            show_progress="minimal",
+            show_progress_on=[run_status],
+        )
+
+        def cancel(ws):
+            if ws is None:
+                return _warn("nothing to cancel")
+            ws.stop.set()  # the run ends at its next logged step (and keeps the model so far, off ZeroGPU)
+            return "Stopping at the next logged step…"
+
+        cancel_btn.click(cancel, [ws_state], [run_status], api_name="cancel", queue=False)
+
+        @_guard(3)
+        def compare(ws):
+            ws = _need(ws)
+            report = ws.compare(n=compare_n)
+            (before, scale), (after, _) = viz.fit(ws.preview(), 84), viz.fit(ws.preview(ws.unlearned), 84)
+            picture = viz.side_by_side(before, after, nrow=4, scale=scale, padding=3, highlight=ws.preview_marked)
+            status = (
+                f"✓ On {report['n']} fresh samples the feature went from {report['share_before']:.1%} to "
+                f"{report['share_after']:.1%}."
+            )
+            return status, picture, _metrics_table(report)
+
+        compare_btn.click(
+            compare,
+            [ws_state],
+            [compare_status, comparison, metrics],
+            api_name="compare",
+            concurrency_limit=2,
+            concurrency_id="compare",
+        )
+
+        @_guard(2)
+        def export(ws):
+            ws = _need(ws)
+            path = ws.export()
+            note = "" if ws.report else " (compare first to put the before/after numbers in its card)"
+            return f"✓ Packed {path.name}{note}.", str(path)
+
+        export_btn.click(export, [ws_state], [export_status, download], api_name="export")
+
+        @_guard(1)
+        def push(ws, repo_id, token, private):
+            ws = _need(ws)
+            try:
+                url = ws.push(repo_id, token, private=bool(private))
+            except ValueError:
+                raise
+            except Exception as err:  # noqa: BLE001 - offline, bad token, no rights: say so, no traceback
+                raise ValueError(
+                    f"couldn't push to the Hub ({type(err).__name__}: {err}). Are you online, and does the "
+                    "token have write access? Export the zip instead to keep the model."
+                ) from None
+            return f"✓ Pushed to {url}"
+
+        push_btn.click(push, [ws_state, repo_in, token_in, private_in], [push_status], api_name="push")
+
+    demo.queue(default_concurrency_limit=4)
+    return demo
+
+
+def launch(demo: gr.Blocks, **overrides):
+    """``demo.launch`` with the app's settings: local only, no share link, its CSS (``overrides`` win)."""
+    options = {
+        "share": False,
+        "server_name": os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        "server_port": int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        "css": CSS,
+        "footer_links": ["gradio", "settings"],
+    }
+    options.update(overrides)
+    return demo.launch(**options)
+
+
+def main() -> None:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    launch(build_demo())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""What feature unlearning is compared with, behind the same interface (a generator in, a generator out).
+
+* :func:`retrain_without` -- the gold standard: train the base model again from scratch on training data
+  from which the feature was filtered out. Slow: it costs a whole training run.
+* :class:`LatentFilter` -- no weight change: latents above the threshold are moved back to it before the
+  unchanged generator draws them. The weights still draw the feature, so a white-box attacker who reads
+  them finds it at once.
+* :func:`negatives_only` -- fine-tuning on latents without the feature only (the reconstruction term,
+  no unlearning term): what the paper's L_recon achieves alone.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import torch
+from torch import nn
+
+from .directions import translate
+from .features import Oracle, score_images
+from .models import ConvVAE, DCGANGenerator, Generator
+from .unlearn import History, UnlearnConfig, unlearn
+
+
+class LatentFilter(Generator):
+    """Wraps a generator: ``forward(z)`` draws ``model(translate(z, direction, threshold))``.
+
+    The wrapped weights are untouched (``model`` is shared, not copied), so this is an inference-time
+    filter, not unlearning.
+    """
+
+    def __init__(self, model: nn.Module, direction: torch.Tensor, threshold: float):
+        super().__init__()
+        self.model = model
+        self.latent_dim = model.latent_dim
+        self.image_shape = model.image_shape
+        self.register_buffer("direction", direction.detach().clone().float())
+        self.threshold = float(threshold)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.model(translate(z, self.direction, self.threshold))
+
+
+def negatives_only(
+    model: nn.Module, direction: torch.Tensor, threshold: float, oracle: Oracle, config: UnlearnConfig | None = None
+) -> tuple[nn.Module, History]:
+    """Fine-tune with the reconstruction term alone: positives get no loss (alpha = 0, no hinge, no replay)."""
+    cfg = replace(config or UnlearnConfig(), method="oracle", alpha=0.0, oracle_weight=0.0, replay=0.0)
+    return unlearn(model, direction, threshold, cfg, oracle=oracle)
+
+
+def filter_training_data(images: torch.Tensor, labels: torch.Tensor, feature: str, oracle: Oracle) -> torch.Tensor:
+    """The training images without the feature: ``digit:K`` drops the true label K, other features drop
+    the images that ``oracle`` labels positive."""
+    if feature.startswith("digit:"):
+        return images[labels != int(feature.split(":")[1])]
+    return images[score_images(oracle, images) < oracle.threshold]
+
+
+def retrain_without(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    feature: str,
+    oracle: Oracle,
+    *,
+    config=None,
+) -> tuple[nn.Module, dict]:
+    """Train a model of ``model``'s architecture and size from scratch on the filtered training data.
+
+    ``config`` is a :class:`~feature_unlearning.train.GANTrainConfig` or ``VAETrainConfig`` (default: the
+    one that made the bundled checkpoints, with the base model's sizes). Returns the model and its history
+    (``history["seconds"]`` is the cost to compare unlearning with).
+    """
+    from . import train
+
+    kept = filter_training_data(images, labels, feature, oracle)
+    if isinstance(model, DCGANGenerator):
+        cfg = config or train.GANTrainConfig(latent_dim=model.latent_dim, base_channels=model.config["base_channels"])
+        new, hist = train.train_dcgan(kept, cfg)
+    elif isinstance(model, ConvVAE):
+        c = model.config
+        cfg = config or train.VAETrainConfig(
+            latent_dim=c["latent_dim"], base_channels=c["base_channels"], hidden_dim=c["hidden_dim"]
+        )
+        new, hist = train.train_vae(kept, cfg)
+    else:
+        raise ValueError(f"retraining is implemented for DCGANGenerator and ConvVAE, not {type(model).__name__}")
+    hist["n_train"] = len(kept)
+    return new, hist
+
+
+def copy_of(model: nn.Module) -> nn.Module:
+    """A deep copy in eval mode (what an unchanged baseline returns)."""
+    return copy.deepcopy(model).eval()

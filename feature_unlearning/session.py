@@ -1,0 +1,403 @@
+"""Interactive work on one model: the samples a person marks, the feature, streamed unlearning, export.
+
+A :class:`Workspace` is what one person has in progress: a generator, the pages of samples shown so
+far and which of them are marked as showing the feature (by clicks or by a preset oracle), the
+:class:`~feature_unlearning.pipeline.Feature` found from them, and the unlearned model with its report.
+The Gradio app keeps one per browser session (in ``gr.State``); a notebook can drive one the same way.
+:func:`unlearn_stream` runs :meth:`Feature.unlearn <feature_unlearning.pipeline.Feature.unlearn>` in a
+thread and yields its progress, so a front end can draw a live loss curve and preview and stop it.
+Nothing here imports a UI library.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import directions
+from .features import Oracle, get_oracle, score_images
+from .models.base import render
+from .pipeline import Feature, compare
+from .unlearn import History, UnlearnConfig
+
+ALPHAS = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
+LOSS_KEYS = ("loss", "recon", "unlearn", "percep")
+
+
+def load_generator(name_or_path: str) -> nn.Module:
+    """:func:`~feature_unlearning.hub.load_pretrained`, refusing models that are not generators.
+
+    Raises ``ValueError`` with a readable message (unknown name, missing folder, offline Hub, a classifier).
+    """
+    from .hub import load_pretrained
+
+    name = str(name_or_path).strip()
+    if not name:
+        raise ValueError("no model given: pick a bundled model or type a Hub repo id (org/name) or a local folder")
+    model = load_pretrained(name)
+    if not all(hasattr(model, a) for a in ("latent_dim", "image_shape", "sample_latent")):
+        raise ValueError(
+            f"{name!r} is a {type(model).__name__}, not a generator: pick a GAN generator or VAE "
+            "(a model with latent_dim, image_shape and forward(z) -> images)"
+        )
+    return model
+
+
+@dataclass
+class Workspace:
+    """One person's work on ``model``: shown samples, marks, the feature, the unlearned model.
+
+    ``z`` ``(N, latent_dim)`` and ``images`` ``(N, C, H, W)`` in [-1, 1] are every sample shown so far,
+    page after page (``page_size`` each); ``marked`` holds the indices into them that show the feature.
+    """
+
+    model: nn.Module
+    model_name: str
+    page_size: int = 32
+    seed: int = 0
+    z: torch.Tensor | None = None
+    images: torch.Tensor | None = None
+    marked: set[int] = field(default_factory=set)
+    preset: str | None = None  # name of the oracle that labelled the samples, None when marked by hand
+    oracle: Oracle | None = None
+    feature: Feature | None = None
+    preview_z: torch.Tensor | None = None  # latents shown while unlearning and when comparing
+    preview_marked: list[int] = field(default_factory=list)  # which of them showed the feature
+    unlearned: nn.Module | None = None
+    history: History | None = None
+    report: dict | None = None
+    stop: threading.Event = field(default_factory=threading.Event, repr=False)  # set to stop a running unlearning
+    export_dir: Path | None = field(default=None, repr=False)  # where export() writes, made on first use
+
+    @classmethod
+    def open(cls, name_or_path: str, *, page_size: int = 32, seed: int = 0) -> Workspace:
+        """Load a generator (see :func:`load_generator`) and draw the first page of samples."""
+        if page_size < 2:
+            raise ValueError(f"page_size must be >= 2, got {page_size}")
+        ws = cls(load_generator(name_or_path), str(name_or_path).strip(), page_size=page_size, seed=seed)
+        ws.add_page()
+        return ws
+
+    # ------------------------------------------------------------------------------------- samples
+
+    @property
+    def n_samples(self) -> int:
+        return 0 if self.z is None else len(self.z)
+
+    @property
+    def n_pages(self) -> int:
+        return -(-self.n_samples // self.page_size)
+
+    def add_page(self) -> int:
+        """Draw ``page_size`` more samples (a fresh seed per page); a preset labels them at once.
+        Returns the new page's number (0-based)."""
+        page = self.n_pages
+        z = self.model.sample_latent(self.page_size, seed=self.seed + page, device="cpu")
+        images = render(self.model, z).cpu()
+        self.z = z if self.z is None else torch.cat([self.z, z])
+        self.images = images if self.images is None else torch.cat([self.images, images])
+        if self.oracle is not None:
+            start = page * self.page_size
+            labels = score_images(self.oracle, images) >= self.oracle.threshold
+            self.marked |= {start + int(i) for i in labels.nonzero().flatten()}
+        return page
+
+    def page(self, page: int) -> tuple[torch.Tensor, list[int]]:
+        """The images ``(page_size, C, H, W)`` of ``page`` and the page-relative indices marked on it."""
+        if not 0 <= page < self.n_pages:
+            raise ValueError(f"page {page} does not exist; pages 0..{self.n_pages - 1} have been drawn")
+        start = page * self.page_size
+        stop = min(start + self.page_size, self.n_samples)
+        return self.images[start:stop], sorted(i - start for i in self.marked if start <= i < stop)
+
+    # --------------------------------------------------------------------------------------- marks
+
+    def toggle(self, index: int) -> bool:
+        """Mark sample ``index`` (of all shown) or unmark it if it was marked; returns whether it is marked now.
+
+        Marking by hand ends a preset: from now on the marks themselves define the feature.
+        """
+        index = int(index)
+        if not 0 <= index < self.n_samples:
+            raise ValueError(f"no sample {index}: {self.n_samples} samples are shown (0..{self.n_samples - 1})")
+        self._by_hand()
+        self.marked ^= {index}
+        return index in self.marked
+
+    def set_marked(self, indices: Sequence[int]) -> None:
+        """Replace the marks by ``indices`` (of all shown samples); ends a preset like :meth:`toggle`."""
+        indices = {int(i) for i in indices}
+        bad = sorted(i for i in indices if not 0 <= i < self.n_samples)
+        if bad:
+            listed = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
+            raise ValueError(f"no samples [{listed}]: {self.n_samples} samples are shown (0..{self.n_samples - 1})")
+        self._by_hand()
+        self.marked = indices
+
+    def clear(self) -> None:
+        self._by_hand()
+        self.marked = set()
+
+    def _by_hand(self) -> None:
+        self.preset, self.oracle = None, None
+        self._forget_feature()
+
+    def use_preset(self, name: str, *, classifier: nn.Module | None = None) -> int:
+        """Label every shown sample with the oracle ``name`` (``"thick"``, ``"digit:K"``; see
+        :func:`~feature_unlearning.features.get_oracle`); returns how many show the feature."""
+        self._digits_only("presets")
+        oracle = get_oracle(name, classifier=classifier)
+        labels = score_images(oracle, self.images) >= oracle.threshold
+        self.preset, self.oracle = name, oracle
+        self.marked = {int(i) for i in labels.nonzero().flatten()}
+        self._forget_feature()
+        return len(self.marked)
+
+    def _digits_only(self, what: str) -> None:
+        shape = tuple(self.model.image_shape)
+        if shape != (1, 28, 28):
+            raise ValueError(
+                f"{what}: only for 28x28 grey digits so far, and {self.model_name} draws "
+                f"{'x'.join(map(str, shape))} images"
+            )
+
+    def counts(self) -> tuple[int, int]:
+        """(marked, unmarked) among the shown samples."""
+        return len(self.marked), self.n_samples - len(self.marked)
+
+    def _forget_feature(self) -> None:
+        self.feature, self.preview_z, self.preview_marked = None, None, []
+
+    # ------------------------------------------------------------------------------------- feature
+
+    def find_feature(self, *, n: int = 4000, method: str = "mean_diff", rule: str = "mean") -> Feature:
+        """The feature's direction and threshold.
+
+        With a preset, its oracle labels ``n`` fresh samples (:meth:`Feature.from_oracle`); with marks
+        made by hand, the shown samples and their marks define it (:meth:`Feature.from_selection`, whose
+        probe then labels new samples). ``ValueError`` says what is missing (no marks, all marked, ...).
+        """
+        if self.oracle is not None:
+            feature = Feature.from_oracle(
+                self.model, self.oracle, n=n, seed=self.seed + 10_000, method=method, rule=rule
+            )
+        else:
+            n_pos, n_neg = self.counts()
+            if n_pos == 0:
+                raise ValueError("nothing is marked: click the samples that show the feature, or choose a preset")
+            if n_neg == 0:
+                raise ValueError("every sample is marked: leave the samples without the feature unmarked")
+            self._digits_only("learning a feature from marks (its probe reads the digit classifier's features)")
+            feature = Feature.from_selection(self.z, self.images, sorted(self.marked), method=method, rule=rule)
+        self.feature = feature
+        self.preview_z, self.preview_marked = self._pick_preview(feature)
+        return feature
+
+    @staticmethod
+    def _pick_preview(feature: Feature, n_pos: int = 8, n: int = 16) -> tuple[torch.Tensor, list[int]]:
+        """Latents to watch: up to ``n_pos`` that show the feature, then ones that do not (``n`` in all)."""
+        c = feature.collection
+        pos = c.labels.nonzero().flatten()[:n_pos]
+        neg = (~c.labels).nonzero().flatten()[: n - len(pos)]
+        return torch.cat([c.z[pos], c.z[neg]]), list(range(len(pos)))
+
+    def _need_feature(self) -> Feature:
+        if self.feature is None:
+            raise ValueError("no feature direction yet: mark samples (or choose a preset) and find the direction first")
+        return self.feature
+
+    def traversal(self, alphas: Sequence[float] = ALPHAS, *, rows: int = 6) -> torch.Tensor:
+        """z + a * d for ``rows`` watched latents (half with the feature when there are some) ->
+        ``(rows, len(alphas), C, H, W)``."""
+        feature = self._need_feature()
+        z = self._traversal_latents(rows)
+        return directions.traverse(self.model, z, feature.direction, alphas).cpu()
+
+    def at_alpha(self, alpha: float, *, rows: int = 6) -> torch.Tensor:
+        """The traversal latents moved by ``alpha`` along the direction: ``(rows, C, H, W)``."""
+        return self.traversal((float(alpha),), rows=rows)[:, 0]
+
+    def _traversal_latents(self, rows: int) -> torch.Tensor:
+        half = min(rows // 2, len(self.preview_marked))
+        return torch.cat([self.preview_z[:half], self.preview_z[len(self.preview_marked) :][: rows - half]])
+
+    # -------------------------------------------------------------------------------------- unlearn
+
+    def preview(self, model: nn.Module | None = None) -> torch.Tensor:
+        """``model``'s (default: the original's) images of the watched latents ``(16, C, H, W)``."""
+        self._need_feature()
+        return render(model if model is not None else self.model, self.preview_z).cpu()
+
+    def config(self, **overrides) -> UnlearnConfig:
+        """:class:`UnlearnConfig` with the library's defaults, ``overrides`` applied (``ValueError`` when invalid)."""
+        return UnlearnConfig(**{k: v for k, v in overrides.items() if v is not None})
+
+    def set_result(self, model: nn.Module, history: History) -> None:
+        self.unlearned, self.history, self.report = model, history, None
+
+    def compare(self, *, n: int = 2000, seed: int = 1) -> dict:
+        """:func:`~feature_unlearning.pipeline.compare` of the original and the unlearned model on ``n`` latents."""
+        feature = self._need_feature()
+        if self.unlearned is None:
+            raise ValueError("nothing unlearned yet: run the unlearning first")
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        self.report = compare(self.model, self.unlearned, feature.oracle, n=n, seed=seed)
+        return self.report
+
+    def card(self) -> str:
+        """The model card of the unlearned model (:func:`~feature_unlearning.hub.unlearned_card`)."""
+        from .hub import unlearned_card
+
+        feature = self._need_feature()
+        if self.unlearned is None or self.history is None:
+            raise ValueError("nothing unlearned yet: run the unlearning first")
+        return unlearned_card(
+            base_model=self.model_name,
+            feature=feature.oracle.name,
+            feature_stats=feature.stats,
+            config=self.history.config,
+            results=self.report,
+            seconds=self.history.seconds,
+        )
+
+    def export(self, folder: str | Path | None = None) -> Path:
+        """Zip the unlearned model (safetensors, config.json, card) into ``folder`` (default: this workspace's
+        temporary folder, removed by :meth:`close`); returns the zip's path."""
+        from .hub import export_zip
+
+        card = self.card()
+        if folder is None:
+            if self.export_dir is None:
+                self.export_dir = Path(tempfile.mkdtemp(prefix="feature-unlearning-"))
+            folder = self.export_dir
+        return export_zip(self.unlearned, Path(folder) / f"{self.export_name()}.zip", card=card)
+
+    def close(self) -> None:
+        """Stop a running unlearning and remove the files :meth:`export` wrote to its temporary folder."""
+        self.stop.set()
+        if self.export_dir is not None:
+            shutil.rmtree(self.export_dir, ignore_errors=True)
+            self.export_dir = None
+
+    def export_name(self) -> str:
+        """A file-system-safe name such as ``mnist-dcgan-without-thick``."""
+        feature = self.feature.oracle.name if self.feature is not None else "feature"
+        base = Path(self.model_name.rstrip("/")).name or "model"
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{base}-without-{feature}").strip("-")
+
+    def push(self, repo_id: str, token: str, *, private: bool = False) -> str:
+        """Upload the unlearned model with its card to the Hub repo ``repo_id``; returns the repo URL."""
+        from .hub import _REPO_ID, push_to_hub
+
+        card = self.card()
+        repo_id = (repo_id or "").strip()
+        if not _REPO_ID.match(repo_id):
+            raise ValueError(f"{repo_id!r} is not a Hub repo id; write it as your-name/model-name")
+        if not (token or "").strip():
+            raise ValueError(
+                "pushing needs a Hugging Face token with write access (https://huggingface.co/settings/tokens)"
+            )
+        return push_to_hub(self.unlearned, repo_id, token=token.strip(), card=card, private=private)
+
+
+# ----------------------------------------------------------------------------- streamed unlearning
+
+
+@dataclass
+class UnlearnProgress:
+    """One report of :func:`unlearn_stream`: the step reached, the losses so far and a preview.
+
+    The last report has ``done=True`` and carries the unlearned ``model`` and its ``history``.
+    """
+
+    step: int
+    steps: int
+    elapsed: float
+    curves: dict[str, list[float]]  # "step" and LOSS_KEYS, every log_every steps so far
+    preview: torch.Tensor | None = None  # (N, C, H, W) in [-1, 1]: the preview latents, current model
+    done: bool = False
+    model: nn.Module | None = None
+    history: History | None = None
+
+    @property
+    def stopped_early(self) -> bool:
+        return bool(self.history is not None and self.history.stopped_early)
+
+
+def unlearn_stream(
+    feature: Feature,
+    model: nn.Module,
+    config: UnlearnConfig | None = None,
+    *,
+    preview_z: torch.Tensor | None = None,
+    stop: threading.Event | None = None,
+) -> Iterator[UnlearnProgress]:
+    """Run ``feature.unlearn(model, config)`` in a thread and yield its progress every ``log_every`` steps.
+
+    Reports that pile up while the consumer is busy are merged (only the newest is yielded; the curves
+    hold every logged step anyway). Setting ``stop``, or closing this generator, ends training at the next
+    logged step; the last report is ``done`` with the model trained so far. An exception in training is
+    raised here.
+    """
+    cfg = config or UnlearnConfig()
+    reports: queue.Queue = queue.Queue()
+    halt = threading.Event()
+    curves: dict[str, list[float]] = {"step": [], **{k: [] for k in LOSS_KEYS}}
+
+    def callback(step: int, info: dict) -> bool:
+        curves["step"].append(step)
+        for key in LOSS_KEYS:
+            curves[key].append(float(info[key]))
+        preview = render(info["model"], preview_z).cpu() if preview_z is not None else None
+        snapshot = {k: list(v) for k, v in curves.items()}
+        reports.put(UnlearnProgress(step, info["steps"], info["elapsed"], snapshot, preview))
+        return not (halt.is_set() or (stop is not None and stop.is_set()))
+
+    def work() -> None:
+        try:
+            result = feature.unlearn(model, cfg, callback=callback, progress_bar=False)
+            reports.put(result)
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer, which raises it
+            reports.put(err)
+
+    thread = threading.Thread(target=work, name="feature-unlearning", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = reports.get()
+            while not isinstance(item, (tuple, BaseException)):
+                try:
+                    newer = reports.get_nowait()
+                except queue.Empty:
+                    break
+                item = newer
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, tuple):
+                unlearned, history = item
+                preview = render(unlearned, preview_z).cpu() if preview_z is not None else None
+                last = history.step[-1] if history.step else 0
+                yield UnlearnProgress(
+                    last,
+                    cfg.steps,
+                    history.seconds,
+                    {k: list(v) for k, v in curves.items()},
+                    preview,
+                    done=True,
+                    model=unlearned,
+                    history=history,
+                )
+                return
+            yield item
+    finally:
+        halt.set()  # the consumer left (closed or failed): let the thread finish at its next logged step

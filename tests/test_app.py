@@ -1,0 +1,537 @@
+"""The Gradio app, driven through gradio_client against a launched server on a free localhost port.
+
+The whole flow on the bundled model (preset, direction, traversal, unlearning, compare, download), marks by
+number, the per-session state, Cancel, the ZeroGPU wrapper (with a stand-in ``spaces`` module), and the
+bad inputs that must answer with a message instead of a crash. ``FEATURE_UNLEARNING_APP_MODEL`` picks
+another model folder (default: the bundled ``mnist-dcgan``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import re
+import socket
+import sys
+import threading
+import time
+import types
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("gradio")
+pytest.importorskip("gradio_client")
+
+from gradio_client import Client
+
+import feature_unlearning as fu
+from feature_unlearning.features import StrokeThickness, score_images
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = os.environ.get("FEATURE_UNLEARNING_APP_MODEL", "mnist-dcgan")
+TINY = {"collect_n": 1000, "compare_n": 1000}
+UNLEARN_STEPS = 30
+AMBER = np.array([255, 170, 0])
+
+
+def _import_app():
+    sys.path.insert(0, str(ROOT))
+    try:
+        return importlib.import_module("app")
+    finally:
+        sys.path.remove(str(ROOT))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(app, **kwargs):
+    demo = app.build_demo(default_model=MODEL, **{**TINY, **kwargs})
+    port = _free_port()
+    app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    return demo, f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture(scope="module")
+def app():
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    return _import_app()
+
+
+@pytest.fixture(scope="module")
+def url(app):
+    demo, address = _serve(app)
+    yield address
+    demo.close()
+
+
+@pytest.fixture
+def client(url, tmp_path):
+    return _client(url, tmp_path)
+
+
+def _client(url, folder) -> Client:
+    c = Client(url, verbose=False, analytics_enabled=False, download_files=str(folder))
+    status = c.predict(None, MODEL, api_name="/load_model")[0]
+    assert status.startswith("✓ Loaded"), status
+    return c
+
+
+def _amber_frames(grid_png: str, n: int = 32, nrow: int = 8, cell: int = 120) -> list[int]:
+    """Indices of the grid's tiles whose top-left padding pixel is the highlight colour."""
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(grid_png).convert("RGB"))
+    out = []
+    for i in range(n):
+        r, c = divmod(i, nrow)
+        if (pixels[r * cell + 1, c * cell + 1] == AMBER).all():
+            out.append(i)
+    return out
+
+
+# -------------------------------------------------------------------------------- the whole flow
+
+
+def test_whole_flow_removes_the_thick_strokes(client, tmp_path):
+    status, grid, counts, marks = client.predict("thick", api_name="/use_preset")
+    assert "thick strokes" in status and "thick strokes" in counts
+    marked = [int(i) for i in marks.split(",") if i.strip()]
+    assert _amber_frames(grid) == sorted(i for i in marked if i < 32)  # what the preset found is framed
+
+    status, traversal, histogram, caption, live, preview = client.predict(0, api_name="/find_direction")
+    assert status.startswith("✓ Direction found") and "1000 fresh samples" in status and "a = 0" in caption
+    assert Path(traversal).is_file() and Path(live).is_file() and Path(preview).is_file()
+    assert histogram["type"] == "matplotlib"
+
+    _, caption, moved = client.predict(2.0, api_name="/traverse")
+    assert "a = +2.00" in caption
+    from PIL import Image
+
+    assert not np.array_equal(np.asarray(Image.open(moved)), np.asarray(Image.open(live)))
+
+    status, bar, losses, preview, *_ = client.predict(UNLEARN_STEPS, 4e-4, 1.5, api_name="/unlearn")
+    assert status.startswith(f"✓ Unlearned in {UNLEARN_STEPS} steps"), status
+    assert f'aria-valuenow="{UNLEARN_STEPS}"' in bar and "width:100.0%" in bar
+    assert losses["type"] == "matplotlib" and Path(preview).is_file()
+
+    status, picture, table = client.predict(api_name="/compare")
+    assert status.startswith("✓ On 1000 fresh samples"), status
+    values = dict(table["data"])
+    before = float(values["samples with the feature, original"].rstrip("%"))
+    after = float(values["samples with the feature, unlearned"].rstrip("%"))
+    assert after < before
+    assert Path(picture).is_file()
+
+    status, zipped = client.predict(api_name="/export")
+    assert status.startswith("✓ Packed") and zipped.endswith(".zip")
+    with zipfile.ZipFile(zipped) as z:
+        z.extractall(tmp_path / "unzipped")
+    folder = next((tmp_path / "unzipped").iterdir())
+    assert {p.name for p in folder.iterdir()} >= {"config.json", "model.safetensors", "README.md"}
+    card = (folder / "README.md").read_text()
+    assert "thick" in card and "share_after" in card  # the card carries the compare numbers ...
+    for row in (f"| steps | {UNLEARN_STEPS} |", "| lr | 0.0004 |", "| alpha | 1.5 |"):  # ... and the settings used
+        assert row in card, row
+    unlearned, original = fu.load_pretrained(str(folder)), fu.load_pretrained(MODEL)
+
+    oracle = StrokeThickness()
+    z = original.sample_latent(2000, seed=12345)
+    share = {
+        name: float((score_images(oracle, fu.render(m, z)) >= oracle.threshold).float().mean())
+        for name, m in (("original", original), ("unlearned", unlearned))
+    }
+    assert share["unlearned"] < 0.8 * share["original"], share
+
+
+def test_marks_by_number_frame_the_samples_and_define_the_feature(client):
+    status, grid, counts, marks = client.predict("0, 3, 5-6", api_name="/set_marks")
+    assert status == "4 samples marked." and marks == "0, 3, 5, 6"
+    assert counts.startswith("**4 with the feature** · 28 without · marked by hand")
+    assert _amber_frames(grid) == [0, 3, 5, 6]
+
+    status, *_ = client.predict(0, api_name="/find_direction")
+    assert status.startswith("✓ Direction found from your marks on 32 samples"), status
+
+    # a second page keeps the marks of the first; marks are numbered across pages
+    status, grid, counts, marks = client.predict(api_name="/more_samples")
+    assert "page 2 of 2 (64 samples drawn)" in counts and _amber_frames(grid) == []
+    status, grid, counts, marks = client.predict("0, 40", api_name="/set_marks")
+    assert _amber_frames(grid) == [40 - 32]
+    status, grid, counts, marks = client.predict(api_name="/clear_marks")
+    assert counts.startswith("**0 with the feature** · 64 without")
+
+
+def test_two_sessions_never_share_marks_or_models(url, tmp_path):
+    a, b = _client(url, tmp_path / "a"), _client(url, tmp_path / "b")
+    a.predict("1, 2", api_name="/set_marks")
+    *_, counts_b, _ = b.predict(api_name="/more_samples")
+    assert counts_b.startswith("**0 with the feature** · 64 without")
+    b.predict("7", api_name="/set_marks")
+    *_, counts_a, marks_a = a.predict(api_name="/more_samples")
+    assert counts_a.startswith("**2 with the feature**") and marks_a == "1, 2"
+
+    tiny = fu.DCGANGenerator(latent_dim=8, base_channels=8).eval()
+    folder = fu.save_pretrained(tiny, tmp_path / "tiny")
+    status = a.predict(None, str(folder), api_name="/load_model")[0]
+    assert "latent dimension 8" in status
+    status, *_ = b.predict(0, api_name="/find_direction")  # b still has its own model and its mark
+    assert "too few samples" in status  # one mark: b's selection, not a's
+
+
+def _wait_for_progress(job, seconds: float = 60) -> None:
+    for _ in range(int(seconds * 10)):
+        if any(str(out[0]).startswith("Step ") for out in job.outputs()):
+            return
+        time.sleep(0.1)
+    pytest.fail(f"no progress report: {job.outputs()}")
+
+
+def test_cancel_stops_a_run_and_keeps_the_model_so_far(client):
+    client.predict("thick", api_name="/use_preset")
+    client.predict(0, api_name="/find_direction")
+    job = client.submit(5000, 3e-4, 1.0, api_name="/unlearn")
+    _wait_for_progress(job)
+    assert client.predict(api_name="/cancel").startswith("Stopping")
+    status = job.result(timeout=120)[0]
+    assert re.match(r"Stopped at step \d+ of 5000", status), status
+    status, *_ = client.predict(api_name="/compare")
+    assert status.startswith("✓ On"), status  # the partly trained model can be compared
+
+
+# ----------------------------------------------------------------------------------- bad inputs
+
+
+def test_bad_inputs_answer_with_messages(client, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # as when there is no network
+    status, *_ = client.predict(0, api_name="/find_direction")
+    assert status.startswith("⚠") and "nothing is marked" in status
+
+    client.predict("0-31", api_name="/set_marks")
+    status, *_ = client.predict(0, api_name="/find_direction")
+    assert "every sample is marked" in status
+
+    assert "can't read 'x'" in client.predict("1, x", api_name="/set_marks")[0]
+    assert "no samples [99]" in client.predict("99", api_name="/set_marks")[0]
+
+    status, *_ = client.predict(10, 3e-4, 1.0, api_name="/unlearn")
+    assert "find the feature's direction first" in status
+    assert "no feature direction yet" in client.predict(api_name="/compare")[0]
+
+    client.predict("thick", api_name="/use_preset")
+    client.predict(0, api_name="/find_direction")
+    assert "nothing unlearned yet" in client.predict(api_name="/compare")[0]
+    assert "nothing unlearned yet" in client.predict(api_name="/export")[0]
+    status, *_ = client.predict(0, 3e-4, 1.0, api_name="/unlearn")
+    assert status.startswith("⚠") and "steps must be >= 1" in status
+    assert "lr must be > 0" in client.predict(5, -1, 1.0, api_name="/unlearn")[0]
+
+    for name, expected in [
+        ("no-such-org/no-such-model", "can't load no-such-org/no-such-model"),  # offline: not in the cache
+        ("not a model", "unknown model 'not a model'"),
+        ("mnist-classifier", "not a generator"),
+        ("", "no model given"),
+    ]:
+        status = client.predict(None, name, api_name="/load_model")[0]
+        assert status.startswith("⚠") and expected in status, status
+        assert status.endswith(f"Still working with {MODEL}."), status
+    # the session kept its model and its feature through the failed loads
+    status, *_ = client.predict(3, 3e-4, 1.0, api_name="/unlearn")
+    assert status.startswith("✓ Unlearned in 3 steps"), status
+
+    assert "not a Hub repo id" in client.predict("no slash", "tok", True, api_name="/push")
+    assert "needs a Hugging Face token" in client.predict("me/model", "", True, api_name="/push")
+    status = client.predict("me/model", "hf_fake", True, api_name="/push")
+    assert status.startswith("⚠ couldn't push to the Hub") and "Export the zip" in status
+
+
+def test_a_session_without_a_model_says_so(url, tmp_path):
+    c = Client(url, verbose=False, analytics_enabled=False, download_files=str(tmp_path))
+    for api, args in [("/more_samples", ()), ("/find_direction", (0,)), ("/compare", ()), ("/export", ())]:
+        assert "no model loaded yet" in c.predict(*args, api_name=api)[0]
+    assert "no model loaded yet" in c.predict(10, 3e-4, 1.0, api_name="/unlearn")[0]
+
+
+# ------------------------------------------------------------------------------ how it is built
+
+
+def test_importing_the_app_builds_and_loads_nothing(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded at import")
+
+    monkeypatch.setattr(fu.hub, "load_pretrained", refuse)
+    sys.modules.pop("app", None)
+    module = _import_app()
+    import gradio as gr
+
+    assert not [k for k, v in vars(module).items() if isinstance(v, (gr.Blocks, torch.nn.Module))]
+
+
+def test_unlearning_defaults_come_from_unlearn_config(app, monkeypatch):
+    from feature_unlearning.unlearn import UnlearnConfig
+
+    class Tuned(UnlearnConfig):
+        def __init__(self, **kw):
+            super().__init__(**{"steps": 123, "lr": 0.0042, "alpha": 2.5, **kw})
+
+    monkeypatch.setattr(app, "UnlearnConfig", Tuned)
+    demo = app.build_demo(default_model=MODEL)
+    values = {c.label: c.value for c in demo.blocks.values() if type(c).__name__ == "Number"}
+    assert values["Steps"] == 123 and values["Learning rate"] == 0.0042
+    assert values["alpha (weight of L_unlearn + L_percep vs L_recon)"] == 2.5
+
+
+def test_default_model_is_the_bundled_dcgan(app, monkeypatch):
+    monkeypatch.delenv("FEATURE_UNLEARNING_APP_MODEL", raising=False)
+    demo = app.build_demo()
+    picker = next(c for c in demo.blocks.values() if getattr(c, "label", None) == "Known model")
+    assert picker.value == "mnist-dcgan" and app.DEFAULT_MODEL == "mnist-dcgan"
+
+
+def test_training_has_a_concurrency_limit(app):
+    demo = app.build_demo(default_model=MODEL, train_concurrency=1)
+    fn = next(f for f in demo.fns.values() if f.api_name == "unlearn")
+    assert fn.concurrency_limit == 1 and fn.concurrency_id == "unlearn"
+
+
+def test_gpu_time_grows_with_the_steps_and_stays_bounded(app):
+    seconds = [app.gpu_seconds(s) for s in (1, 300, 1000, 3000, 100_000)]
+    assert seconds == sorted(seconds) and seconds[0] >= 30 and seconds[-1] <= 600
+
+
+def test_on_zero_gpu_training_runs_inside_spaces_gpu(monkeypatch, tmp_path):
+    calls = []
+
+    def GPU(duration):  # the name of the real decorator
+        def wrap(fn):
+            def inner(*args, **kwargs):
+                calls.append(duration(*args, **kwargs))
+                # like ZeroGPU, which runs fn in another process: what goes in and comes out must pickle
+                args, kwargs = pickle.loads(pickle.dumps((args, kwargs)))
+                for item in fn(*args, **kwargs):
+                    yield pickle.loads(pickle.dumps(item))
+
+            return inner
+
+        return wrap
+
+    monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=GPU))
+    sys.modules.pop("app", None)
+    zero = _import_app()
+    try:
+        demo, address = _serve(zero)
+        c = _client(address, tmp_path)
+        c.predict("thick", api_name="/use_preset")
+        c.predict(0, api_name="/find_direction")
+        status, *_ = c.predict(4, 3e-4, 1.0, api_name="/unlearn")
+        assert status.startswith("✓ Unlearned in 4 steps"), status
+        assert calls == [zero.gpu_seconds(4)]
+
+        job = c.submit(5000, 3e-4, 1.0, api_name="/unlearn")  # Cancel ends the run in the GPU process too
+        _wait_for_progress(job)
+        assert c.predict(api_name="/cancel").startswith("Stopping")
+        status = job.result(timeout=120)[0]
+        assert re.match(r"Stopped at step \d+ of 5000; on a ZeroGPU the partial model is not kept", status), status
+        for _ in range(300):
+            if not any(t.name == "feature-unlearning" for t in threading.enumerate()):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the training thread kept running after the run was cancelled")
+        demo.close()
+    finally:
+        sys.modules.pop("app", None)
+
+
+def test_space_requirements_cover_the_package():
+    """The Space installs requirements.txt before the repository is copied in, so it lists the
+    package's own dependencies (app.py imports the package from the checkout)."""
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    wanted = {re.split(r"[<>=!~\[ ;]", d, maxsplit=1)[0].lower().replace("_", "-") for d in deps}
+    lines = [ln.split("#")[0].strip() for ln in (ROOT / "requirements.txt").read_text().splitlines()]
+    listed = {re.split(r"[<>=!~\[ ;]", ln, maxsplit=1)[0].lower().replace("_", "-") for ln in lines if ln}
+    assert wanted <= listed, f"requirements.txt misses {sorted(wanted - listed)}"
+    assert "gradio" in listed
+
+
+# ------------------------------------------------- the library behind the app: feature_unlearning.session
+
+
+@pytest.fixture(scope="module")
+def thick_workspace():
+    from feature_unlearning.session import Workspace
+
+    ws = Workspace.open(MODEL, page_size=16)
+    ws.use_preset("thick")
+    ws.find_feature(n=1000)
+    return ws
+
+
+def test_workspace_marks_pages_and_presets(tmp_path):
+    from feature_unlearning.session import Workspace
+
+    folder = fu.save_pretrained(fu.DCGANGenerator(latent_dim=8, base_channels=8).eval(), tmp_path / "tiny")
+    ws = Workspace.open(str(folder), page_size=4)
+    assert ws.toggle(2) and not ws.toggle(2) and ws.toggle(3)
+    assert ws.add_page() == 1 and ws.n_samples == 8
+    images, marked = ws.page(0)
+    assert len(images) == 4 and marked == [3] and ws.page(1)[1] == []
+    again = Workspace.open(str(folder), page_size=4)
+    again.add_page()
+    assert torch.equal(again.z, ws.z)  # pages are drawn from fixed seeds
+    with pytest.raises(ValueError, match=r"no samples \[8, 9, 10, 11, 12, \.\.\.\]"):
+        ws.set_marked(range(20))
+    ws.clear()
+    with pytest.raises(ValueError, match="nothing is marked"):
+        ws.find_feature()
+    with pytest.raises(ValueError, match="not a generator"):
+        Workspace.open("mnist-classifier")
+    rgb = fu.save_pretrained(
+        fu.DCGANGenerator(latent_dim=8, base_channels=8, channels=3, image_size=32), tmp_path / "rgb"
+    )
+    faces = Workspace.open(str(rgb), page_size=4)
+    with pytest.raises(ValueError, match="presets: only for 28x28 grey digits so far, and .* draws 3x32x32 images"):
+        faces.use_preset("thick")
+    faces.set_marked([0, 1])
+    with pytest.raises(ValueError, match="from marks .* only for 28x28 grey digits"):
+        faces.find_feature()
+
+
+def test_a_preset_labels_new_pages_and_a_click_ends_it(thick_workspace):
+    import copy
+
+    ws = copy.copy(thick_workspace)
+    ws.marked = set(ws.marked)
+    oracle = StrokeThickness()
+    ws.add_page()
+    expected = (score_images(oracle, ws.images) >= oracle.threshold).nonzero().flatten().tolist()
+    assert sorted(ws.marked) == expected
+    ws.toggle(0)
+    assert ws.preset is None and ws.oracle is None and ws.feature is None
+
+
+def test_unlearn_stream_reports_progress_then_the_model(thick_workspace):
+    from feature_unlearning.session import unlearn_stream
+    from feature_unlearning.unlearn import UnlearnConfig
+
+    ws = thick_workspace
+    reports = list(unlearn_stream(ws.feature, ws.model, UnlearnConfig(steps=20, log_every=5), preview_z=ws.preview_z))
+    assert reports[-1].done and not any(r.done for r in reports[:-1])
+    last = reports[-1]
+    assert last.curves["step"] == [5, 10, 15, 20] and len(last.curves["loss"]) == 4
+    assert last.preview.shape == (len(ws.preview_z), *ws.model.image_shape)
+    assert torch.equal(last.preview, fu.render(last.model, ws.preview_z).cpu())
+    assert not last.stopped_early and last.history.step == [5, 10, 15, 20]
+    z = ws.preview_z
+    assert not torch.equal(fu.render(ws.model, z), fu.render(last.model, z))  # trained a copy ...
+    assert torch.equal(fu.render(ws.model, z), ws.preview())  # ... and left the original alone
+
+
+def test_unlearn_stream_stops_when_asked_or_abandoned(thick_workspace):
+    import threading
+
+    from feature_unlearning.session import unlearn_stream
+    from feature_unlearning.unlearn import UnlearnConfig
+
+    ws = thick_workspace
+    stop = threading.Event()
+    stop.set()
+    reports = list(unlearn_stream(ws.feature, ws.model, UnlearnConfig(steps=10_000, log_every=2), stop=stop))
+    assert reports[-1].done and reports[-1].stopped_early and reports[-1].history.step[-1] < 10
+
+    stream = unlearn_stream(ws.feature, ws.model, UnlearnConfig(steps=10_000, log_every=2))
+    next(stream)
+    stream.close()  # e.g. the browser went away
+    for _ in range(300):
+        if not any(t.name == "feature-unlearning" for t in threading.enumerate()):
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the training thread kept running after the stream was closed")
+
+
+def test_unlearn_stream_raises_what_training_raised(thick_workspace):
+    import dataclasses
+
+    from feature_unlearning.session import unlearn_stream
+    from feature_unlearning.unlearn import UnlearnConfig
+
+    ws = thick_workspace
+    bad = dataclasses.replace(ws.feature, direction=torch.zeros_like(ws.feature.direction))
+    with pytest.raises(ValueError, match="non-zero"):
+        list(unlearn_stream(bad, ws.model, UnlearnConfig(steps=5)))
+
+
+def test_workspace_export_lands_in_its_own_folder_and_close_removes_it(tmp_path):
+    from feature_unlearning.session import Workspace
+    from feature_unlearning.unlearn import UnlearnConfig
+
+    folder = fu.save_pretrained(fu.DCGANGenerator(latent_dim=8, base_channels=8).eval(), tmp_path / "tiny")
+    ws = Workspace.open(str(folder), page_size=8)
+    ws.set_marked([0, 1, 2])
+    ws.find_feature()
+    ws.set_result(*ws.feature.unlearn(ws.model, UnlearnConfig(steps=2, batch_size=4)))
+    first, second = ws.export(), ws.export()
+    assert first == second and first.name == "tiny-without-selection.zip" and first.is_file()
+    ws.close()
+    assert not first.exists() and ws.stop.is_set()
+
+
+# ------------------------------------------------------------------- the pictures the app shows (viz)
+
+
+def test_difference_shows_removed_ink_red_and_added_ink_blue():
+    from feature_unlearning import viz
+
+    before, after = -torch.ones(1, 1, 4, 4), -torch.ones(1, 1, 4, 4)
+    before[..., 0, 0] = 1  # ink the unlearned model no longer draws
+    after[..., 3, 3] = 1  # ink it added
+    rgb = viz.to_uint8(viz.difference_images(before, after))[0]
+    assert tuple(rgb[0, 0]) == viz.REMOVED_INK and tuple(rgb[3, 3]) == viz.ADDED_INK
+    assert tuple(rgb[1, 1]) == (0, 0, 0)
+
+
+def test_side_by_side_and_traversal_pictures_have_the_expected_layout():
+    from feature_unlearning import viz
+
+    x = torch.rand(8, 1, 28, 28) * 2 - 1
+    picture = viz.side_by_side(x, x.flip(0), nrow=4, scale=2, padding=2, gap=12)
+    cell = 28 * 2 + 4
+    assert picture.dtype == np.uint8 and picture.shape[1] == 3 * 4 * cell + 2 * 12
+    assert picture.shape[0] > 2 * cell  # two rows plus the titles
+    strips = torch.rand(3, 7, 1, 28, 28) * 2 - 1
+    grid = viz.traversal_grid(strips, (-3, -2, -1, 0, 1, 2, 3), scale=1, padding=2)
+    assert grid.shape[1] == 7 * 32 and grid.shape[0] > 3 * 32
+    with pytest.raises(ValueError, match="alphas"):
+        viz.traversal_grid(strips, (0, 1))
+
+
+def test_fit_enlarges_small_images_and_shrinks_large_ones():
+    from feature_unlearning import viz
+
+    small, scale = viz.fit(torch.zeros(2, 1, 28, 28), 112)
+    assert small.shape == (2, 1, 28, 28) and scale == 4
+    big, scale = viz.fit(torch.zeros(2, 5, 3, 256, 128), 64)
+    assert big.shape == (2, 5, 3, 64, 32) and scale == 1
+
+
+def test_plots_are_matplotlib_figures_with_what_they_promise():
+    from feature_unlearning import viz
+
+    fig = viz.projection_histogram(torch.randn(50) + 2, torch.randn(500), 0.5)
+    (ax,) = fig.axes
+    assert [line.get_xdata()[0] for line in ax.lines] == [0.5]  # the threshold line
+    fig = viz.loss_curves({"step": [10, 20], "loss": [1.0, 0.5], "recon": [0.1, 0.1]}, total_steps=100)
+    (ax,) = fig.axes
+    assert len(ax.lines) == 2 and ax.get_xlim() == (0, 100)

@@ -1,0 +1,244 @@
+"""The app in a real browser: Playwright drives Debian's Chromium through the whole flow.
+
+Clicks samples in the grid (and checks their amber frames), labels with a preset, finds the direction,
+drags the slider, runs a short unlearning, compares and exports, and checks that the page never talked
+to anything but localhost and threw no script errors. Screenshots go to pytest's tmp folder; with
+``FEATURE_UNLEARNING_SCREENSHOTS=DIR`` (e.g. ``docs/img``) they are also written there.
+
+    FEATURE_UNLEARNING_SCREENSHOTS=docs/img pytest -m browser tests/test_app_browser.py
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import shutil
+import socket
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = os.environ.get("FEATURE_UNLEARNING_APP_MODEL", "mnist-dcgan")
+STEPS = 40
+RUNNING = re.compile(r"^Step \d+ of \d+ · ")  # a progress report while unlearning
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
+]
+
+
+@pytest.fixture(scope="module")
+def url():
+    pytest.importorskip("playwright")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    sys.path.insert(0, str(ROOT))
+    try:
+        app = importlib.import_module("app")
+    finally:
+        sys.path.remove(str(ROOT))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = app.build_demo(default_model=MODEL, collect_n=2000, compare_n=1000)
+    app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture
+def page(url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
+        )
+        pg = browser.new_page(viewport={"width": 1280, "height": 900})
+        pg.outside, pg.errors = [], []
+        pg.on("request", lambda r: _note_outside(pg, r.url))
+        pg.on("pageerror", lambda err: pg.errors.append(str(err)))
+        pg.goto(url)
+        yield pg
+        browser.close()
+
+
+def _note_outside(pg, address: str) -> None:
+    parsed = urlparse(address)
+    if parsed.scheme in ("http", "https", "ws", "wss") and parsed.hostname not in ("127.0.0.1", "localhost"):
+        pg.outside.append(address)
+
+
+class Shots:
+    """Screenshots of parts of the page, into tmp_path and, when asked, into a docs folder."""
+
+    def __init__(self, page, folder: Path):
+        self.page, self.folder = page, folder
+        extra = os.environ.get("FEATURE_UNLEARNING_SCREENSHOTS")
+        self.extra = Path(extra) if extra else None
+
+    def __call__(self, name: str, first: str | None = None, *last: str) -> Path:
+        """The whole page, or the band from ``first``'s top to the lowest bottom of the ``last`` elements."""
+        path = self.folder / f"{name}.png"
+        if first is None:
+            self.page.screenshot(path=path, full_page=True)
+        else:
+            top = self.page.locator(first).first.bounding_box()
+            bottoms = [self.page.locator(sel).first.bounding_box() for sel in last]
+            scroll = self.page.evaluate("() => window.scrollY")
+            y = top["y"] + scroll - 8
+            height = max(b["y"] + b["height"] for b in bottoms) + scroll + 8 - y
+            width = self.page.evaluate("() => document.documentElement.scrollWidth")
+            self.page.screenshot(path=path, full_page=True, clip={"x": 0, "y": y, "width": width, "height": height})
+        if self.extra is not None:
+            self.extra.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, self.extra / path.name)
+        return path
+
+
+def _tile_centre(page, index: int, nrow: int = 8, cell: int = 120) -> tuple[float, float]:
+    page.locator("#sample-grid img").scroll_into_view_if_needed()
+    box = page.locator("#sample-grid img").bounding_box()
+    natural = page.evaluate(
+        "() => { const i = document.querySelector('#sample-grid img'); return [i.naturalWidth, i.naturalHeight]; }"
+    )
+    r, c = divmod(index, nrow)
+    kx, ky = box["width"] / natural[0], box["height"] / natural[1]
+    return box["x"] + (c + 0.5) * cell * kx, box["y"] + (r + 0.5) * cell * ky
+
+
+def _framed(page, indices, nrow: int = 8, cell: int = 120) -> list[int]:
+    """Which of ``indices`` show the amber frame in the grid as the browser draws it."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    img = page.locator("#sample-grid img")
+    pixels = np.asarray(Image.open(BytesIO(img.screenshot())).convert("RGB")).astype(int)
+    natural = page.evaluate("() => document.querySelector('#sample-grid img').naturalWidth")
+    k = pixels.shape[1] / natural
+    out = []
+    for i in indices:
+        r, c = divmod(i, nrow)
+        y, x = int((r * cell + 60) * k), int((c * cell + 1.5) * k)  # the middle of the tile's left frame
+        red, green, blue = pixels[y, x]
+        if red > 200 and 120 < green < 210 and blue < 90:
+            out.append(i)
+    return out
+
+
+def _wait_text(page, selector: str, text: str | re.Pattern, timeout: float = 60_000) -> str:
+    """Wait until ``selector`` shows ``text`` (a case-insensitive substring, or a regex); return its text."""
+    page.locator(selector).get_by_text(text, exact=False).first.wait_for(timeout=timeout)
+    return page.locator(selector).inner_text()
+
+
+def test_clicking_through_the_whole_flow(page, tmp_path):
+    shot = Shots(page, tmp_path)
+    _wait_text(page, "#model-status", "Loaded")
+    page.locator("#sample-grid img").wait_for()
+    _wait_text(page, "#counts", "0 with the feature")
+    shot("app-01-model-and-samples", "body", "#feature-status")
+
+    for i in (1, 11, 21):  # mark three samples, then unmark one of them
+        page.mouse.click(*_tile_centre(page, i))
+        _wait_text(page, "#feature-status", f"Marked sample {i}")
+    assert "3 with the feature" in page.locator("#counts").inner_text()
+    assert _framed(page, [1, 11, 21, 0, 2]) == [1, 11, 21]
+    page.mouse.click(*_tile_centre(page, 11))
+    _wait_text(page, "#feature-status", "Unmarked sample 11")
+    assert "2 with the feature" in page.locator("#counts").inner_text()
+    assert _framed(page, [1, 11, 21]) == [1, 21]
+    for i in (5, 6, 6, 7):  # quick clicks, without waiting for the page: none is lost
+        page.mouse.click(*_tile_centre(page, i))
+    _wait_text(page, "#counts", "4 with the feature")
+    _wait_text(page, "#feature-status", "Marked sample 7")
+    assert _framed(page, [1, 5, 6, 7, 21]) == [1, 5, 7, 21]
+    page.get_by_text("Mark by number").click()  # the accordion: the same marks as numbers
+    assert page.locator("#marks textarea").input_value() == "1, 5, 7, 21"
+    shot("app-02-marked-by-hand", "#sample-grid", "#feature-status")
+
+    page.get_by_role("button", name="More samples").click()
+    _wait_text(page, "#counts", "page 2 of 2 (64 samples drawn)")
+    assert _framed(page, [1, 21]) == []  # page 2; the marks stay on page 1
+    page.get_by_role("button", name="◀ Page").click()
+    _wait_text(page, "#counts", "page 1 of 2")
+    assert _framed(page, [1, 11, 21]) == [1, 21]
+
+    page.get_by_role("button", name="Label with the preset").click()  # the preset shown: thick strokes
+    _wait_text(page, "#counts", "labelled by the preset thick strokes")
+    shot("app-03-feature", "#sample-grid", "#feature-status")
+
+    page.get_by_role("button", name="Find the direction").click()
+    _wait_text(page, "#direction-status", "Direction found")
+    page.locator("#traversal img").wait_for()
+    before = page.locator("#live img").get_attribute("src")
+    slider = page.locator("#alpha input[type=range]")
+    slider.scroll_into_view_if_needed()
+    box = slider.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.92, box["y"] + box["height"] / 2, steps=8)
+    page.mouse.up()
+    page.wait_for_function(
+        "before => document.querySelector('#live img') && document.querySelector('#live img').src !== before",
+        arg=before,
+    )
+    assert "a = +" in page.get_by_text("The traversal's samples at a").inner_text()
+    shot("app-04-direction", "#direction-status", "#live")
+
+    steps = page.get_by_label("Steps")
+    steps.fill(str(STEPS))
+    steps.press("Tab")
+    page.get_by_role("button", name="Run unlearning").click()
+    _wait_text(page, "#run-status", RUNNING)
+    _wait_text(page, "#run-status", f"Unlearned in {STEPS} steps", timeout=180_000)
+    page.locator("#preview img").wait_for()
+    shot("app-05-unlearn", "#run-status", "#preview", "#losses")
+
+    steps.fill("5000")  # a long run, cancelled: the model so far is kept
+    steps.press("Tab")
+    page.get_by_role("button", name="Run unlearning").click()
+    _wait_text(page, "#run-status", RUNNING)
+    shot("app-05b-unlearning-running", "#run-status", "#preview", "#losses")
+    page.get_by_role("button", name="Cancel").click()
+    _wait_text(page, "#run-status", "Stopped at step")
+    assert page.get_by_role("button", name="Run unlearning").is_enabled()
+    assert not page.get_by_role("button", name="Cancel").is_enabled()
+
+    page.get_by_role("button", name="Compare original and unlearned").click()
+    status = _wait_text(page, "#compare-status", "fresh samples", timeout=120_000)
+    assert "the feature went from" in status
+    page.locator("#comparison img").wait_for()
+    page.get_by_role("button", name="Export the unlearned model (.zip)").click()
+    _wait_text(page, "#export-status", "Packed")
+    page.get_by_text(".zip").first.wait_for()
+    shot("app-06-compare", "#compare-status", "#export-status", "#metrics")
+    shot("app-07-whole-page")
+
+    assert page.errors == [], page.errors
+    assert page.outside == [], f"the page reached beyond localhost: {page.outside}"
+
+
+def test_bad_input_shows_a_message_in_the_page(page):
+    _wait_text(page, "#model-status", "Loaded")
+    page.get_by_role("button", name="Find the direction").click()  # nothing marked yet
+    _wait_text(page, "#direction-status", "nothing is marked")
+    page.get_by_text("nothing is marked").first.wait_for()  # the toast as well as the status line
+    page.get_by_label("…or a Hub repo id / local folder (used when filled in)").fill("/no/such/folder")
+    page.get_by_role("button", name="Load").click()
+    _wait_text(page, "#model-status", "unknown model '/no/such/folder'")
+    assert page.errors == []
