@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -140,6 +141,11 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
                           config=asdict(cfg), results=results, seconds=history.seconds)
     save_pretrained(unlearned, out, card=card, overwrite=args.overwrite)
     print(f"unlearned {args.feature} from {args.model} in {history.seconds:.1f} s; saved to {out}")
+    if args.push_to:
+        from .hub import push_to_hub
+
+        token = args.token or os.environ.get("HF_TOKEN")
+        print(f"pushed to {push_to_hub(unlearned, args.push_to, token=token, card=card)}")
     if results:
         print(f"feature share {results['share_before']:.2%} -> {results['share_after']:.2%} "
               f"(removed {results['removed']:.1%}) on {args.n_eval} samples; "
@@ -173,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=None)
     p.add_argument("--n-eval", type=int, default=2000, help="fresh samples for the before/after numbers in the card (0: skip)")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--push-to", default=None, metavar="REPO_ID", help="also upload the result to this Hub repo")
+    p.add_argument("--token", default=None, help="Hub token with write access (default: $HF_TOKEN)")
     p.set_defaults(func=cmd_unlearn)
 
     p = sub.add_parser("direction", help="estimate a feature's latent direction; write a traversal picture")
