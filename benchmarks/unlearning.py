@@ -101,6 +101,29 @@ def table(runs: list[dict]) -> str:
     return head + "\n" + "\n".join(rows)
 
 
+def merge(tags: list[str]) -> None:
+    """Write unlearning.md/.json from the runs of several tagged result files (same config required)."""
+    parts = [json.loads((RESULTS / f"unlearning-{tag}.json").read_text()) for tag in tags]
+    configs = {json.dumps(p["config"], sort_keys=True) for p in parts}
+    if len(configs) != 1:
+        raise SystemExit(f"the files {tags} were made with different configs; not merging")
+    heads = [(RESULTS / f"unlearning-{tag}.md").read_text().split("\n\n") for tag in tags]
+    commands = "\n".join(f"- {h[1].removeprefix('Command: ')}" for h in heads)
+    intro = heads[0][4]  # the paragraph that defines the columns
+    runs = [r for p in parts for r in p["runs"]]
+    text = (
+        f"# Unlearning benchmark ({parts[0]['config']['method']})\n\n"
+        f"Commands (run in parallel, one thread each, then merged with "
+        f"`python -m benchmarks.unlearning --merge {' '.join(tags)}`):\n\n{commands}\n\n"
+        f"Machine: {parts[0]['machine']}\n\nConfig (the defaults of `UnlearnConfig()`): `{parts[0]['config']}`\n\n"
+        f"{intro}\n\n" + table(runs) + "\n"
+    )
+    (RESULTS / "unlearning.md").write_text(text)
+    (RESULTS / "unlearning.json").write_text(json.dumps({"machine": parts[0]["machine"], "config": parts[0]["config"],
+                                                         "runs": runs}, indent=2))
+    print(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["mnist-dcgan", "mnist-vae"])
@@ -114,7 +137,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tag", default=None, help="suffix of the result files")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="UnlearnConfig overrides")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--merge", nargs="+", metavar="TAG", default=None,
+                        help="only combine the runs of unlearning-TAG.json files (for example runs made in parallel) "
+                        "into unlearning.md")
     args = parser.parse_args(argv)
+    if args.merge:
+        merge(args.merge)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.quick:

@@ -47,13 +47,13 @@ class UnlearnConfig:
     """Settings of :func:`unlearn`. Defaults are those the benchmark (benchmarks/unlearning.py) validated."""
 
     method: str = "oracle"  # "oracle" or "paper" (see the module docstring)
-    steps: int = 300
+    steps: int = 400
     batch_size: int = 64
     lr: float = 3e-4  # Adam
     betas: tuple[float, float] = (0.9, 0.999)
-    alpha: float = 1.0  # weight of L_unlearn + L_percep against L_recon (the paper's alpha)
+    alpha: float = 0.5  # weight of L_unlearn + L_percep against L_recon (the paper's alpha; paper(): 1.0)
     percep_weight: float = 1.0  # weight of the MS-SSIM term inside the alpha bracket
-    recon_percep_weight: float = 0.0  # > 0 adds (1 - MS-SSIM(g(z), f(z))) to L_recon (not in the paper)
+    recon_percep_weight: float = 1.0  # > 0 adds (1 - MS-SSIM(g(z), f(z))) to L_recon (not in the paper; paper(): 0)
     ms_ssim_kernel: int = 7
     ms_ssim_sigma: float = 1.0
     # --- "oracle" method only ---
@@ -61,7 +61,7 @@ class UnlearnConfig:
     oversample: float = 0.5  # share of each batch drawn from the prior conditioned on proj(z) >= oversample_from
     oversample_quantile: float = 0.05  # ... the projection that this share of the collected positives falls below
     search_offsets: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.5, 6.0)  # moves along -d tried, in latent std
-    oracle_weight: float = 1.0  # hinge on the oracle's score of the student's own image of a positive (0: off)
+    oracle_weight: float = 0.6  # hinge on the oracle's score of the student's own image of a positive (0: off)
     replay: float = 0.25  # share of each batch re-drawn near latents whose student image still shows the feature
     replay_jitter: float = 0.1  # std of the Gaussian noise added to a replayed latent
     replay_size: int = 1024  # latents remembered for replay (the most recent failures)
@@ -87,8 +87,10 @@ class UnlearnConfig:
 
     @classmethod
     def paper(cls, **overrides) -> "UnlearnConfig":
-        """The published rule: linear labels, translation exactly to the threshold, prior sampling."""
-        return cls(method="paper", **overrides)
+        """The published rule: linear labels, translation exactly to the threshold, prior sampling, alpha 1,
+        no term beyond the paper's three."""
+        settings = dict(method="paper", alpha=1.0, percep_weight=1.0, recon_percep_weight=0.0)
+        return cls(**{**settings, **overrides})
 
 
 @dataclass

@@ -4,9 +4,11 @@ A generator maps latents ``z`` of shape ``(N, latent_dim)`` drawn from N(0, I) t
 ``(N, C, H, W)`` with values in [-1, 1]. GAN generators and VAE decoders both follow it, so collection,
 directions, unlearning, metrics, the app and the notebooks never need to know which one they hold.
 
-To bring your own architecture, subclass :class:`Generator` (and ``PyTorchModelHubMixin`` if it should
-save and load as safetensors + config.json), set ``latent_dim`` and ``image_shape`` and write
-``forward(z)``. See ``tutorials/06_bring_your_own_model.ipynb``.
+To bring your own architecture, subclass :class:`Generator` (and ``models._hub.HubModel``, this package's
+``PyTorchModelHubMixin`` that records the architecture in config.json, if it should save and load as
+safetensors + config.json), set ``latent_dim`` and ``image_shape`` and write ``forward(z)``; or wrap an
+existing module with :class:`~feature_unlearning.models.GeneratorAdapter`. See
+``tutorials/06_bring_your_own_model.ipynb``.
 """
 
 from __future__ import annotations
