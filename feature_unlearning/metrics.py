@@ -9,6 +9,7 @@ with the package, so every number here works offline.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,7 +121,10 @@ def classifier_score(images: torch.Tensor, *, classifier: nn.Module | None = Non
     """Inception-style score (mean, std over ``splits``) with the digit classifier's class probabilities."""
     from torchmetrics.image.inception import InceptionScore
 
-    metric = InceptionScore(feature=ClassifierFeatures(_default_classifier(classifier), "logits"), normalize=True, splits=splits)
+    with warnings.catch_warnings():  # its note that it keeps every feature in memory: 10 logits per image here
+        warnings.filterwarnings("ignore", message=".*will save all extracted features", category=UserWarning)
+        metric = InceptionScore(feature=ClassifierFeatures(_default_classifier(classifier), "logits"), normalize=True,
+                                splits=splits)
     _update(metric, images, real=None)
     mean, std = metric.compute()
     return float(mean), float(std)

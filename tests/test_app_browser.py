@@ -5,7 +5,9 @@ drags the slider, runs a short unlearning, compares and exports, and checks that
 to anything but localhost and threw no script errors. Screenshots go to pytest's tmp folder; with
 ``FEATURE_UNLEARNING_SCREENSHOTS=DIR`` (e.g. ``docs/img``) they are also written there.
 
-    FEATURE_UNLEARNING_SCREENSHOTS=docs/img pytest -m browser tests/test_app_browser.py
+    FEATURE_UNLEARNING_SCREENSHOTS=docs/img FEATURE_UNLEARNING_APP_STEPS=400 pytest -m browser tests/test_app_browser.py
+
+(the second variable runs the default 400 unlearning steps instead of the test's quick 40).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import pytest
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = os.environ.get("FEATURE_UNLEARNING_APP_MODEL", "mnist-dcgan")
-STEPS = 40
+STEPS = int(os.environ.get("FEATURE_UNLEARNING_APP_STEPS", "40"))  # the README screenshots: the default, 400
 RUNNING = re.compile(r"^Step \d+ of \d+ · ")  # a progress report while unlearning
 
 pytestmark = [
