@@ -4,8 +4,9 @@
     python -m benchmarks.retrain --models mnist-vae    # only the VAEs (minutes)
     python -m benchmarks.retrain --budget 0.25         # a quarter of the bundled training steps/epochs
 
-Trains with the same config that made the bundled checkpoint (times ``--budget`` for its steps or epochs),on the offline training digits minus those
-with the feature (true label 8 for digit:8; the stroke-width oracle's positives for thick), and writes
+Trains with the same config that made the bundled checkpoint (times ``--budget`` for its steps or
+epochs), on the offline training digits minus those with the feature (true label 8 for digit:8; the
+stroke-width oracle's positives for thick), and writes
 benchmarks/models/<model>-without-<feature>/ (a model folder + retrain.json with the measured training time).
 benchmarks/run.py loads them.
 """
@@ -27,26 +28,6 @@ from feature_unlearning.utils import machine_info
 from .run import RETRAINED
 
 
-def budget_config(base, budget: float):
-    """The bundled checkpoint's training config for ``base``'s architecture, its length scaled by ``budget``."""
-    from dataclasses import replace
-
-    from feature_unlearning import train
-    from feature_unlearning.models import ConvVAE, DCGANGenerator
-
-    if not 0 < budget <= 1:
-        raise ValueError(f"--budget must be in (0, 1], got {budget}")
-    c = base.config
-    if isinstance(base, DCGANGenerator):
-        cfg = train.GANTrainConfig(latent_dim=base.latent_dim, base_channels=c["base_channels"])
-        return replace(cfg, steps=max(1, round(cfg.steps * budget)))
-    if isinstance(base, ConvVAE):
-        cfg = train.VAETrainConfig(latent_dim=c["latent_dim"], base_channels=c["base_channels"],
-                                   hidden_dim=c["hidden_dim"])
-        return replace(cfg, epochs=max(1, round(cfg.epochs * budget)))
-    raise ValueError(f"no retraining recipe for {type(base).__name__}")
-
-
 def budget_text(config) -> str:
     return f"{config.steps:,} steps" if hasattr(config, "steps") else f"{config.epochs} epochs"
 
@@ -66,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         base = fu.load_pretrained(model_name)
         for feature in args.features:
             start = time.perf_counter()
-            config = budget_config(base, args.budget)
+            config = baselines.training_config(base, args.budget)
             model, hist = baselines.retrain_without(base, images, labels, feature, get_oracle(feature), config=config)
             seconds = time.perf_counter() - start
             out = RETRAINED / f"{model_name}-without-{feature.replace(':', '')}"

@@ -58,6 +58,23 @@ def filter_training_data(images: torch.Tensor, labels: torch.Tensor, feature: st
     return images[score_images(oracle, images) < oracle.threshold]
 
 
+def training_config(model: nn.Module, budget: float = 1.0):
+    """The config that made the bundled checkpoints, with ``model``'s sizes and ``budget`` times its length
+    (steps for a :class:`~feature_unlearning.train.GANTrainConfig`, epochs for a ``VAETrainConfig``)."""
+    from . import train
+
+    if not 0 < budget <= 1:
+        raise ValueError(f"budget must be in (0, 1], got {budget}")
+    if isinstance(model, DCGANGenerator):
+        cfg = train.GANTrainConfig(latent_dim=model.latent_dim, base_channels=model.config["base_channels"])
+        return replace(cfg, steps=max(1, round(cfg.steps * budget)))
+    if isinstance(model, ConvVAE):
+        c = model.config
+        cfg = train.VAETrainConfig(latent_dim=c["latent_dim"], base_channels=c["base_channels"], hidden_dim=c["hidden_dim"])
+        return replace(cfg, epochs=max(1, round(cfg.epochs * budget)))
+    raise ValueError(f"retraining is implemented for DCGANGenerator and ConvVAE, not {type(model).__name__}")
+
+
 def retrain_without(
     model: nn.Module,
     images: torch.Tensor,
@@ -69,24 +86,17 @@ def retrain_without(
 ) -> tuple[nn.Module, dict]:
     """Train a model of ``model``'s architecture and size from scratch on the filtered training data.
 
-    ``config`` is a :class:`~feature_unlearning.train.GANTrainConfig` or ``VAETrainConfig`` (default: the
-    one that made the bundled checkpoints, with the base model's sizes). Returns the model and its history
+    ``config`` is a :class:`~feature_unlearning.train.GANTrainConfig` or ``VAETrainConfig`` (default:
+    :func:`training_config`, the one that made the bundled checkpoints). Returns the model and its history
     (``history["seconds"]`` is the cost to compare unlearning with).
     """
     from . import train
 
-    kept = filter_training_data(images, labels, feature, oracle)
-    if isinstance(model, DCGANGenerator):
-        cfg = config or train.GANTrainConfig(latent_dim=model.latent_dim, base_channels=model.config["base_channels"])
-        new, hist = train.train_dcgan(kept, cfg)
-    elif isinstance(model, ConvVAE):
-        c = model.config
-        cfg = config or train.VAETrainConfig(
-            latent_dim=c["latent_dim"], base_channels=c["base_channels"], hidden_dim=c["hidden_dim"]
-        )
-        new, hist = train.train_vae(kept, cfg)
-    else:
+    if not isinstance(model, (DCGANGenerator, ConvVAE)):
         raise ValueError(f"retraining is implemented for DCGANGenerator and ConvVAE, not {type(model).__name__}")
+    cfg = config or training_config(model)
+    kept = filter_training_data(images, labels, feature, oracle)
+    new, hist = (train.train_dcgan if isinstance(model, DCGANGenerator) else train.train_vae)(kept, cfg)
     hist["n_train"] = len(kept)
     return new, hist
 
