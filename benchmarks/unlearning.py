@@ -104,24 +104,33 @@ def table(runs: list[dict]) -> str:
 def merge(tags: list[str]) -> None:
     """Write unlearning.md/.json from the runs of several tagged result files (same config required)."""
     parts = [json.loads((RESULTS / f"unlearning-{tag}.json").read_text()) for tag in tags]
-    configs = {json.dumps(p["config"], sort_keys=True) for p in parts}
-    if len(configs) != 1:
+    if len({json.dumps(p["config"], sort_keys=True) for p in parts}) != 1:
         raise SystemExit(f"the files {tags} were made with different configs; not merging")
-    heads = [(RESULTS / f"unlearning-{tag}.md").read_text().split("\n\n") for tag in tags]
-    commands = "\n".join(f"- {h[1].removeprefix('Command: ')}" for h in heads)
-    intro = heads[0][4]  # the paragraph that defines the columns
+    first = parts[0]
+    commands = "\n".join(f"- `{p['command']}`" for p in parts)
     runs = [r for p in parts for r in p["runs"]]
     text = (
-        f"# Unlearning benchmark ({parts[0]['config']['method']})\n\n"
+        f"# Unlearning benchmark ({first['config']['method']})\n\n"
         f"Commands (run in parallel, one thread each, then merged with "
         f"`python -m benchmarks.unlearning --merge {' '.join(tags)}`):\n\n{commands}\n\n"
-        f"Machine: {parts[0]['machine']}\n\nConfig (the defaults of `UnlearnConfig()`): `{parts[0]['config']}`\n\n"
-        f"{intro}\n\n" + table(runs) + "\n"
+        f"Machine: {first['machine']}\n\nConfig (the defaults of `UnlearnConfig()`): `{first['config']}`\n\n"
+        f"{columns(first['seeds'], first['n_eval'])}\n\n" + table(runs) + "\n"
     )
     (RESULTS / "unlearning.md").write_text(text)
-    (RESULTS / "unlearning.json").write_text(json.dumps({"machine": parts[0]["machine"], "config": parts[0]["config"],
+    (RESULTS / "unlearning.json").write_text(json.dumps({"machine": first["machine"], "config": first["config"],
                                                          "runs": runs}, indent=2))
     print(text)
+
+
+def columns(seeds: list[int], n_eval: int) -> str:
+    """The paragraph that says what the table's columns mean."""
+    return (
+        f"Median over seeds {seeds}; {n_eval:,} fresh samples per run, the same latents before and after. "
+        "`removed` = 1 - share after / share before. FD ratio = FD(unlearned, real digits without the feature) / "
+        "FD(original, all real digits), in the feature space of `mnist-classifier` (judge: `mnist-judge`). SSIM kept: "
+        "mean SSIM between original and unlearned images of the latents whose original image lacks the feature. "
+        "Wall time = collection + direction + unlearning."
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -173,15 +182,12 @@ def main(argv: list[str] | None = None) -> None:
         f"# Unlearning benchmark ({args.method})\n\n"
         f"Command: `{cmd.strip()}`\n\nMachine: {machine_info()}\n\n"
         f"Config: `{asdict(cfg)}`\n\n"
-        f"Median over seeds {args.seeds}; {args.n_eval:,} fresh samples per run, the same latents before and after. "
-        "`removed` = 1 - share after / share before. FD ratio = FD(unlearned, real digits without the feature) / "
-        "FD(original, all real digits), in the feature space of `mnist-classifier` (judge: `mnist-judge`). SSIM kept: "
-        "mean SSIM between original and unlearned images of the latents whose original image lacks the feature. "
-        "Wall time = collection + direction + unlearning.\n\n" + table(runs) + "\n"
+        f"{columns(args.seeds, args.n_eval)}\n\n" + table(runs) + "\n"
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{stem}.md").write_text(text)
-    (RESULTS / f"{stem}.json").write_text(json.dumps({"machine": machine_info(), "config": asdict(cfg), "runs": runs}, indent=2))
+    (RESULTS / f"{stem}.json").write_text(json.dumps({"machine": machine_info(), "command": cmd.strip(), "seeds": args.seeds,
+                                                    "n_eval": args.n_eval, "config": asdict(cfg), "runs": runs}, indent=2))
     print(text)
 
 
