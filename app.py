@@ -174,6 +174,12 @@ def _strip(images) -> object:
     return _show(images, 112, nrow=len(images))
 
 
+def _picture(label: str, elem_id: str, *, elem_classes: str = "fu-pixels", **kwargs) -> gr.Image:
+    """An output-only PNG picture without Gradio's download/fullscreen buttons (pixels drawn as pixels)."""
+    return gr.Image(label=label, show_label=False, format="png", interactive=False, buttons=[], elem_id=elem_id,
+                    elem_classes=elem_classes, **kwargs)
+
+
 def _bar(step: int, steps: int) -> str:
     """A progress bar (inline styles: it needs no CSS of its own)."""
     share = 100 * min(max(step / max(steps, 1), 0), 1)
@@ -307,15 +313,7 @@ def build_demo(
         )
         with gr.Row():
             with gr.Column(scale=3):
-                grid = gr.Image(
-                    label="Samples: click to mark / unmark",
-                    show_label=False,
-                    format="png",
-                    interactive=False,
-                    buttons=[],
-                    elem_id="sample-grid",
-                    elem_classes="fu-grid",
-                )
+                grid = _picture("Samples: click to mark / unmark", "sample-grid", elem_classes="fu-grid")
             with gr.Column(scale=1, min_width=260):
                 counts = gr.Markdown(elem_id="counts")
                 with gr.Row():
@@ -343,15 +341,7 @@ def build_demo(
         with gr.Row():
             with gr.Column():
                 gr.Markdown("**Traversal** z + a·d, a from -3 to +3 (framed: a = 0)")
-                traversal = gr.Image(
-                    label="Traversal",
-                    show_label=False,
-                    format="png",
-                    interactive=False,
-                    buttons=[],
-                    elem_id="traversal",
-                    elem_classes="fu-pixels",
-                )
+                traversal = _picture("Traversal", "traversal")
             with gr.Column():
                 gr.Markdown("**Projections** z · d of the labelled samples, and the threshold t")
                 histogram = gr.Plot(label="Projections", show_label=False, format="png", elem_id="histogram")
@@ -368,16 +358,7 @@ def build_demo(
             )
             with gr.Column(scale=3):
                 live_caption = gr.Markdown("**The traversal's samples at a = 0**")
-                live = gr.Image(
-                    label="At a",
-                    show_label=False,
-                    format="png",
-                    interactive=False,
-                    buttons=[],
-                    elem_id="live",
-                    elem_classes="fu-pixels",
-                    height=140,
-                )
+                live = _picture("At a", "live", height=140)
 
         # -- 4 unlearn
         gr.Markdown(
@@ -400,15 +381,7 @@ def build_demo(
                 loss_plot = gr.Plot(label="Losses", show_label=False, format="png", elem_id="losses")
             with gr.Column():
                 gr.Markdown("**Preview**: the same latents while training (framed: had the feature)")
-                preview = gr.Image(
-                    label="Preview",
-                    show_label=False,
-                    format="png",
-                    interactive=False,
-                    buttons=[],
-                    elem_id="preview",
-                    elem_classes="fu-pixels",
-                )
+                preview = _picture("Preview", "preview")
 
         # -- 5 compare
         gr.Markdown("## 5 · Compare and download")
@@ -420,15 +393,7 @@ def build_demo(
             "**The same latents**: original | unlearned | difference (red: ink removed, blue: ink added, "
             "brighter: a bigger change; framed: had the feature)"
         )
-        comparison = gr.Image(
-            label="Original | unlearned | difference",
-            show_label=False,
-            format="png",
-            interactive=False,
-            buttons=[],
-            elem_id="comparison",
-            elem_classes="fu-pixels",
-        )
+        comparison = _picture("Original | unlearned | difference", "comparison")
         with gr.Row():
             metrics = gr.Dataframe(
                 headers=["measure", "value"],
