@@ -42,8 +42,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from .hub import REGISTRY
 
     for e in REGISTRY.values():
-        where = "bundled" if e.bundled and e.bundled_path.is_dir() else f"hub {e.repo_id}@{e.revision or 'main'}"
-        print(f"{e.name:24s} {e.kind:10s} {where:36s} {e.description}")
+        print(f"{e.name:24s} {e.kind:10s} {e.where():36s} {e.description}")
     return 0
 
 
@@ -82,6 +81,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _feature(model, spec: str, *, n: int, seed: int, method: str, rule: str):
     """A Feature from 'thick', 'thick:Q', 'digit:K' or a JSON file {"seed": S, "n": N, "indices": [...]}
     naming the samples a user selected among ``model.generate(N, seed=S)``."""
+    from . import directions
     from .features import get_oracle
     from .models.base import render
     from .pipeline import Feature
@@ -96,8 +96,32 @@ def _feature(model, spec: str, *, n: int, seed: int, method: str, rule: str):
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{path} must hold {{\"seed\": S, \"n\": N, \"indices\": [...]}}: {err}") from None
         z = model.sample_latent(shown_n, seed=shown_seed, device="cpu")
-        return Feature.from_selection(z, render(model, z).cpu(), indices, method=method, rule=rule, name=path.stem)
+        images, extractor = render(model, z).cpu(), _extractor(model)
+        if extractor is None:  # no image oracle: the clicks give the direction; unlearning uses the paper's rule
+            from .features import Collection, Selection
+
+            labels = Selection(indices, name=path.stem).mask(len(images))
+            collection = Collection(z, images, labels.float(), labels)
+            directions._check_sets(collection.z_pos, collection.z_neg)
+            return Feature.from_collection(Selection(indices, name=path.stem), collection, method=method, rule=rule)
+        return Feature.from_selection(z, images, indices, feature_extractor=extractor, method=method, rule=rule,
+                                      name=path.stem)
     return Feature.from_oracle(model, get_oracle(spec), n=n, seed=seed, method=method, rule=rule)
+
+
+def _extractor(model):
+    """The click probe's image feature extractor for ``model`` (hub.extractor_for), or None, said in one line."""
+    from .hub import extractor_for, load_pretrained
+
+    name, why = extractor_for(model), "has none"
+    if name is not None:
+        try:
+            return load_pretrained(name)
+        except ValueError as err:
+            why = f"can't load {name}: {err}"
+    print(f"no image feature extractor for {getattr(model, 'name_or_path', type(model).__name__)} ({why}): the clicks "
+          "give the direction only, and unlearning falls back to the paper's rule (UnlearnConfig.paper())")
+    return None
 
 
 def cmd_direction(args: argparse.Namespace) -> int:
@@ -124,6 +148,7 @@ def cmd_direction(args: argparse.Namespace) -> int:
 def cmd_unlearn(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
+    from .features import Selection
     from .hub import load_pretrained, save_pretrained, unlearned_card
     from .pipeline import compare
     from .unlearn import UnlearnConfig
@@ -134,9 +159,14 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     model = load_pretrained(args.model, revision=args.revision, device=_device(args.device))
     feature = _feature(model, args.feature, n=args.n_collect, seed=args.seed, method=args.direction_method, rule=args.rule)
     overrides = {k: v for k, v in (("steps", args.steps), ("lr", args.lr), ("alpha", args.alpha)) if v is not None}
-    cfg = UnlearnConfig(method=args.method, seed=args.seed, device=args.device, **overrides)
+    image_oracle = not isinstance(feature.oracle, Selection)  # a Selection scores only the images it was shown
+    if image_oracle:
+        cfg = UnlearnConfig(method=args.method, seed=args.seed, device=args.device, **overrides)
+    else:
+        cfg = UnlearnConfig.paper(seed=args.seed, device=args.device, **overrides)
     unlearned, history = feature.unlearn(model, cfg)
-    results = compare(model, unlearned, feature.oracle, n=args.n_eval, seed=args.seed + 1) if args.n_eval else None
+    n_eval = args.n_eval if image_oracle else 0
+    results = compare(model, unlearned, feature.oracle, n=n_eval, seed=args.seed + 1) if n_eval else None
     card = unlearned_card(base_model=args.model, feature=args.feature, feature_stats=feature.stats,
                           config=asdict(cfg), results=results, seconds=history.seconds)
     save_pretrained(unlearned, out, card=card, overwrite=args.overwrite)

@@ -2,14 +2,18 @@
 
 One code path loads every model: a folder holding ``config.json`` (the ``__init__`` arguments plus an
 ``architecture`` key) and ``model.safetensors``. A registry name resolves to the copy bundled inside the
-package, a Hub repo id to the folder that ``huggingface_hub`` downloads (or finds in its cache; it honours
-``HF_HUB_OFFLINE``), a local path to itself. Loading is strict and never unpickles.
+package, to a folder converted once into the user cache from a published pickled checkpoint (the entry's
+:class:`Source`: a PyPI package file, a Hub file at a commit, or a URL checked by SHA-256; see
+:mod:`feature_unlearning.convert`), or to the folder that ``huggingface_hub`` downloads; a Hub repo id to
+that download (or its cache; it honours ``HF_HUB_OFFLINE``), a local path to itself. Loading is strict and
+never unpickles.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,22 +32,131 @@ WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt", ".tar")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+GAN_ZOO = "https://github.com/facebookresearch/pytorch_GAN_zoo"
+
+MNIST_TERMS = "Trained on MNIST (LeCun, Cortes & Burges), available under CC BY-SA 3.0."
+CELEBA_TERMS = (
+    "The training images (CelebA / CelebA-HQ) are for non-commercial research only "
+    "(https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html)."
+)
+DIGIFACE_TERMS = (
+    "Trained on Microsoft's DigiFace-1M (synthetic faces, https://github.com/microsoft/DigiFace1M), whose terms "
+    "limit its use to non-commercial research: use this model, and models derived from it, for non-commercial "
+    "research only. (The PyPI package gan-face-generate that ships the weights is MIT-licensed.)"
+)
+
+
+def cache_root() -> Path:
+    """Where converted models are kept: ``$FEATURE_UNLEARNING_CACHE``, else ``$XDG_CACHE_HOME/feature-unlearning``,
+    else ``~/.cache/feature-unlearning``."""
+    if os.environ.get("FEATURE_UNLEARNING_CACHE"):
+        return Path(os.environ["FEATURE_UNLEARNING_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "feature-unlearning"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a model's published, pickled checkpoint lives; :mod:`~feature_unlearning.convert` turns it
+    once into a model folder in :func:`cache_root`. Exactly one of: a file of an installed PyPI package
+    (``package`` + ``package_file``), a Hub file at a commit (``repo_id`` + ``filename`` + ``revision``), or a
+    URL (``url``). ``sha256_prefix`` pins a URL's or a package file's content (torch.hub's convention)."""
+
+    architecture: str
+    title: str
+    summary: str
+    code: str  # whose parameter names the checkpoint uses
+    url: str | None = None
+    sha256_prefix: str | None = None
+    repo_id: str | None = None
+    filename: str | None = None
+    revision: str | None = None
+    package: str | None = None  # the PyPI distribution (what to pip install)
+    package_file: str | None = None  # the file inside site-packages, e.g. "gan_face_generate/weights.tar"
+    size: str = ""  # what a user downloads, for messages ("92 MB")
+
+    @property
+    def origin(self) -> str:
+        if self.package:
+            return f"{self.package_file} of the PyPI package {self.package}"
+        if self.url:
+            return self.url
+        return f"https://huggingface.co/{self.repo_id}/blob/{self.revision}/{self.filename}"
+
+    @property
+    def pin(self) -> str:
+        """A short, content-pinning name for the converted copy's cache folder."""
+        return (self.revision or self.sha256_prefix or "unpinned")[:12]
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A known model: where it is published and whether a copy ships inside the package."""
+    """A known model: where it comes from (bundled, converted from a :class:`Source`, or a Hub folder), its
+    licence and data terms, and which image feature extractor a click probe should use for it."""
 
     name: str
-    repo_id: str
+    repo_id: str | None  # a Hub repo holding config.json + model.safetensors (None: none published)
     description: str
-    kind: str = "generator"  # or "classifier"
-    revision: str | None = None  # a pinned commit; None = the bundled copy is the reference
+    kind: str = "generator"  # "classifier" or "encoder"
+    revision: str | None = None  # a pinned commit of repo_id; None = the bundled copy is the reference
     bundled: bool = True
+    source: Source | None = None  # a published pickle that load_pretrained converts once into the cache
+    license: str | None = "cc-by-sa-3.0"  # Hub licence id of the weights (card metadata)
+    license_name: str | None = None  # with license "other": a short id of the terms
+    license_link: str | None = None  # with license "other": where the terms are
+    terms: str = MNIST_TERMS  # the licence / data terms in words, copied to the cards of derived models
+    datasets: tuple[str, ...] = ("mnist",)
+    extractor: str | None = None  # registry name of the image feature extractor for click probes (None: none)
 
     @property
     def bundled_path(self) -> Path:
         return PRETRAINED_DIR / self.name
+
+    @property
+    def converted_path(self) -> Path | None:
+        """The folder in the user cache that holds this entry's converted copy (None without a source)."""
+        return cache_root() / "models" / self.name / self.source.pin if self.source else None
+
+    @property
+    def base_model(self) -> str | None:
+        """The Hub repo the weights come from, for a card's ``base_model`` (None if not on the Hub)."""
+        return self.repo_id or (self.source.repo_id if self.source else None)
+
+    def where(self) -> str:
+        """Where ``load_pretrained`` gets it from, in a few words."""
+        if self.bundled and self.bundled_path.is_dir():
+            return "bundled"
+        if self.source is not None:
+            conv = self.converted_path
+            if conv is not None and (conv / WEIGHTS_NAME).is_file():
+                return "converted (cached)"
+            if self.source.package:
+                return f"pip {self.source.package}"
+            return f"hub {self.source.repo_id}" if self.source.repo_id else "torch.hub URL"
+        return f"hub {self.repo_id}@{self.revision or 'main'}"
+
+
+def _gan_zoo(name: str, url: str, side: int, data: str) -> ModelEntry:
+    return ModelEntry(
+        name=name,
+        repo_id=None,
+        description=f"Progressive GAN, {data} faces {side}x{side} (pytorch_GAN_zoo torch.hub; latent 512). "
+        "Downloaded and converted once into the cache on first load",
+        bundled=False,
+        source=Source(
+            architecture="PGANGenerator",
+            title=f"Progressive GAN, {data}, {side}x{side} (pytorch_GAN_zoo)",
+            summary=f"The torch.hub `PGAN` generator of facebookresearch/pytorch_GAN_zoo trained on {data} "
+            f"({side}x{side}, latent 512), converted to safetensors for feature-unlearning (the smoothed "
+            "generator `avgG`, which torch.hub's `model.test(getAvG=True)` uses).",
+            code=GAN_ZOO,
+            url=url,
+            sha256_prefix=url.rsplit("-", 1)[1].split(".")[0],
+        ),
+        license="bsd-3-clause",
+        terms=f"The code and weights of pytorch_GAN_zoo are BSD-3-Clause. {CELEBA_TERMS}",
+        datasets=("celeba",),
+    )
 
 
 REGISTRY: dict[str, ModelEntry] = {
@@ -53,11 +166,13 @@ REGISTRY: dict[str, ModelEntry] = {
             name="mnist-dcgan",
             repo_id=f"{HUB_ORG}/mnist-dcgan",
             description="DCGAN generator for 28x28 MNIST digits (latent 32)",
+            extractor="mnist-classifier",
         ),
         ModelEntry(
             name="mnist-vae",
             repo_id=f"{HUB_ORG}/mnist-vae",
             description="Convolutional VAE for 28x28 MNIST digits (latent 8); forward(z) is the decoder",
+            extractor="mnist-classifier",
         ),
         ModelEntry(
             name="mnist-classifier",
@@ -71,40 +186,86 @@ REGISTRY: dict[str, ModelEntry] = {
             description="An independently trained digit classifier (other architecture and seed) used only to judge",
             kind="classifier",
         ),
-        # Faces. Their published weights are pickles, which load_pretrained never reads: `feature-unlearning
-        # convert NAME --out DIR` downloads them (pinned in feature_unlearning.convert.SOURCES), writes
-        # safetensors + config.json, and load_pretrained(DIR) loads that. See docs/faces.md.
+        # Faces. Their published weights are pickles, which load_pretrained never reads: the first load by
+        # name converts the file (feature_unlearning.convert, torch.load(weights_only=True)) into a folder in
+        # cache_root() and every later load reads that folder. See docs/faces.md.
+        ModelEntry(
+            name="digiface-dcgan64",
+            repo_id=None,
+            description="DCGAN generator of 64x64 colour faces (latent 100) trained on Microsoft's DigiFace-1M, "
+            "whose terms allow non-commercial research use only; weights from the PyPI package gan-face-generate "
+            "(pip install gan-face-generate), converted once into the cache",
+            bundled=False,
+            source=Source(
+                architecture="DCGAN64Generator",
+                title="DCGAN-64 faces, DigiFace-1M (gan-face-generate)",
+                summary="A DCGAN generator (PyTorch DCGAN tutorial layout, latent 100, 64x64 RGB, tanh) trained on "
+                "Microsoft's synthetic DigiFace-1M faces by Chien Liu and shipped in the PyPI package "
+                "`gan-face-generate` 1.1.1 (MIT); converted to safetensors for feature-unlearning.",
+                code="https://pytorch.org/tutorials/beginner/dcgan_faces_tutorial.html",
+                package="gan-face-generate",
+                package_file="gan_face_generate/weights.tar",
+                sha256_prefix="0c3b90b138cf",  # gan-face-generate 1.1.1
+            ),
+            license="other",
+            license_name="digiface-1m-non-commercial-research",
+            license_link="https://github.com/microsoft/DigiFace1M",
+            terms=DIGIFACE_TERMS,
+            datasets=("digiface-1m",),
+            extractor="digiface-encoder",
+        ),
+        ModelEntry(
+            name="digiface-encoder",
+            repo_id=f"{HUB_ORG}/digiface-encoder",
+            description="Image encoder trained on digiface-dcgan64's own (z, G(z)) pairs: the feature space of "
+            "click probes on faces",
+            kind="encoder",
+            license="other",
+            license_name="digiface-1m-non-commercial-research",
+            license_link="https://github.com/microsoft/DigiFace1M",
+            terms=DIGIFACE_TERMS,
+            datasets=("digiface-1m",),
+        ),
         ModelEntry(
             name="pggan-celebahq-1024",
-            repo_id="huggan/pggan-celebahq-1024",
-            revision="278449f8416d38a0233c980774528d32c4eee99c",  # the commit that added pytorch_model.bin
+            repo_id=None,
             description="Progressive GAN, CelebA-HQ faces 1024x1024 (NVIDIA's, via genforce; latent 512). "
-            "Pickled on the Hub: `feature-unlearning convert pggan-celebahq-1024 --out DIR`, then load DIR",
+            "Downloaded (92 MB) and converted once into the cache on first load",
             bundled=False,
+            source=Source(
+                architecture="PGGANGenerator",
+                title="Progressive GAN, CelebA-HQ, 1024x1024 (Karras et al., via genforce and HugGAN)",
+                summary="NVIDIA's official Progressive GAN for CelebA-HQ 1024x1024 (latent 512), converted to "
+                "PyTorch by genforce/sefa and uploaded to the Hub as huggan/pggan-celebahq-1024; converted "
+                "again to safetensors for feature-unlearning. NVIDIA released the original weights under "
+                "CC BY-NC 4.0 (the Hub repo is labelled apache-2.0).",
+                code="https://github.com/genforce/sefa",
+                repo_id="huggan/pggan-celebahq-1024",
+                filename="pytorch_model.bin",
+                revision="278449f8416d38a0233c980774528d32c4eee99c",  # the commit that added pytorch_model.bin
+                size="92 MB",
+            ),
+            license="cc-by-nc-4.0",
+            terms=f"NVIDIA released the weights under CC BY-NC 4.0 (non-commercial). {CELEBA_TERMS}",
+            datasets=("celeba-hq",),
         ),
-        # The pytorch_GAN_zoo checkpoints are on dl.fbaipublicfiles.com (torch.hub), not on the Hub; these
-        # repo ids are where their converted copies are to be published. None is uploaded yet, hence no
-        # revision: until then convert them locally (the download is checked against torch.hub's SHA-256).
-        ModelEntry(
-            name="pgan-celebahq-512",
-            repo_id=f"{HUB_ORG}/pgan-celebahq-512",
-            description="Progressive GAN, CelebA-HQ faces 512x512 (pytorch_GAN_zoo torch.hub; latent 512). "
-            "Not uploaded yet: `feature-unlearning convert pgan-celebahq-512 --out DIR`, then load DIR",
-            bundled=False,
+        _gan_zoo(
+            "pgan-celebahq-512",
+            "https://dl.fbaipublicfiles.com/gan_zoo/PGAN/celebaHQ16_december_s7_i96000-9c72988c.pth",
+            512,
+            "CelebA-HQ",
         ),
-        ModelEntry(
-            name="pgan-celebahq-256",
-            repo_id=f"{HUB_ORG}/pgan-celebahq-256",
-            description="Progressive GAN, CelebA-HQ faces 256x256 (pytorch_GAN_zoo torch.hub; latent 512). "
-            "Not uploaded yet: `feature-unlearning convert pgan-celebahq-256 --out DIR`, then load DIR",
-            bundled=False,
+        _gan_zoo(
+            "pgan-celebahq-256",
+            "https://dl.fbaipublicfiles.com/gan_zoo/PGAN/celebaHQ_s6_i80000-6196db68.pth",
+            256,
+            "CelebA-HQ",
         ),
-        ModelEntry(
-            name="pgan-celeba-128",
-            repo_id=f"{HUB_ORG}/pgan-celeba-128",
-            description="Progressive GAN, CelebA cropped faces 128x128 (pytorch_GAN_zoo torch.hub; latent 512). "
-            "Not uploaded yet: `feature-unlearning convert pgan-celeba-128 --out DIR`, then load DIR",
-            bundled=False,
+        _gan_zoo(
+            "pgan-celeba-128",
+            "https://dl.fbaipublicfiles.com/gan_zoo/PGAN/celebaCropped_s5_i83000-2b0acc76.pth",
+            128,
+            "CelebA (cropped)",
         ),
     )
 }
@@ -116,8 +277,24 @@ def register(entry: ModelEntry) -> None:
 
 
 def list_models(kind: str | None = None) -> list[str]:
-    """Registry names, optionally only those of one ``kind`` ("generator" or "classifier")."""
+    """Registry names, optionally only those of one ``kind`` ("generator", "classifier" or "encoder")."""
     return [name for name, e in REGISTRY.items() if kind is None or e.kind == kind]
+
+
+def extractor_for(name_or_model: str | Path | nn.Module) -> str | None:
+    """The registry name of the image feature extractor that a click probe should use for a model.
+
+    ``name_or_model`` is a registry name, a path or a model that ``load_pretrained`` returned (its
+    ``name_or_path``). Registry entries name theirs (``None`` for models without one, e.g. the CelebA face
+    GANs); a model not in the registry whose images are 28x28 greyscale gets ``"mnist-classifier"``.
+    """
+    if isinstance(name_or_model, nn.Module):
+        entry = REGISTRY.get(str(getattr(name_or_model, "name_or_path", "")))
+        if entry is not None:
+            return entry.extractor
+        return "mnist-classifier" if tuple(getattr(name_or_model, "image_shape", ())) == (1, 28, 28) else None
+    entry = REGISTRY.get(str(name_or_model))
+    return entry.extractor if entry is not None else None
 
 
 def load_pretrained(
@@ -132,7 +309,9 @@ def load_pretrained(
     """Load a model in eval mode, float32, on ``device`` (default CPU).
 
     ``name_or_path`` is a registry name (``list_models()``), a local folder, or a Hugging Face Hub repo
-    id (``"org/name"``, optionally at ``revision``). ``architecture`` names the class when the config
+    id (``"org/name"``, optionally at ``revision``). A name whose weights are published as a pickle
+    (the face GANs) is converted once into :func:`cache_root` and read from there afterwards;
+    ``cache_dir`` is where its download goes (default: the Hugging Face / torch.hub cache). ``architecture`` names the class when the config
     has no ``architecture`` key. Raises ``ValueError`` saying what exists or what is wrong.
     """
     key = str(name_or_path)
@@ -140,6 +319,12 @@ def load_pretrained(
     if entry is not None:
         if entry.bundled and entry.bundled_path.is_dir() and revision in (None, entry.revision):
             folder = entry.bundled_path
+        elif entry.source is not None and revision is None:
+            from .convert import converted
+
+            folder = converted(entry, cache_dir=cache_dir, token=token)
+        elif entry.repo_id is None:
+            raise ValueError(f"{key} has no Hub repo to load a revision from; load it without revision=")
         else:
             folder = _download(entry.repo_id, revision or entry.revision, cache_dir=cache_dir, token=token)
     elif Path(key).expanduser().is_dir():
@@ -156,6 +341,36 @@ def load_pretrained(
     return model.to(device) if device is not None else model
 
 
+def hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the Hugging Face Hub can't be reached now (``None`` when it can, or when that can't be told).
+
+    ``huggingface_hub`` retries a failed connection five times with back-off (about 25 s) before it
+    falls back to its cache; one quick connection attempt first makes a missing network a fast, clear
+    error. ``HF_HUB_OFFLINE=1`` answers at once; behind an HTTP(S) proxy the check is left to the client.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE=1"
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+    except OSError as err:
+        return f"{url.hostname}: {err.strerror or err}"
+    return None
+
+
+def _in_hf_cache(repo_id: str, filename: str, revision: str | None, cache_dir) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir, revision=revision), str)
+
+
 def _download(repo_id: str, revision: str | None, *, cache_dir, token) -> Path:
     """Fetch ``config.json`` and ``model.safetensors`` (and the card, if any) of a Hub repo; return their folder."""
     from huggingface_hub import hf_hub_download
@@ -167,6 +382,13 @@ def _download(repo_id: str, revision: str | None, *, cache_dir, token) -> Path:
     )
 
     at = f"{repo_id}@{revision}" if revision else repo_id
+    if not all(_in_hf_cache(repo_id, f, revision, cache_dir) for f in (CONFIG_NAME, WEIGHTS_NAME)):
+        why = hub_unreachable()
+        if why and why != "HF_HUB_OFFLINE=1":  # offline mode: huggingface_hub answers from its cache at once
+            raise ValueError(
+                f"can't load {at}: it is not in the local Hugging Face cache and the Hub can't be reached ({why}). "
+                "Connect once to download it, or pass a local folder."
+            )
     paths = {}
     for filename in (CONFIG_NAME, WEIGHTS_NAME):
         try:
@@ -336,9 +558,12 @@ def unlearned_card(
         sections["Measured before / after"] = f"| measure | value |\n|---|---|\n{rows}"
     if seconds is not None:
         sections["Cost"] = f"Unlearning took {seconds:.1f} s on {machine_info()} (Python {platform.python_version()})."
-    base_meta = REGISTRY[base_model].repo_id if base_model in REGISTRY else base_model
-    base_meta = base_meta if _REPO_ID.match(base_meta) else None
-    meta = {"license": "cc-by-sa-3.0", "tags": ["feature-unlearning", "machine-unlearning"]}
+    licence, terms = base_terms(base_model)
+    sections["License"] = terms
+    entry = REGISTRY.get(base_model)
+    base_meta = entry.base_model if entry is not None else base_model
+    base_meta = base_meta if base_meta and _REPO_ID.match(base_meta) else None
+    meta = {**licence, "tags": ["feature-unlearning", "machine-unlearning"]}
     if base_meta:
         meta["base_model"] = base_meta
     return model_card(
@@ -348,6 +573,41 @@ def unlearned_card(
         metadata=meta,
         sections=sections,
     )
+
+
+def base_terms(base_model: str | Path) -> tuple[dict, str]:
+    """The licence metadata (``license``, ``license_link``, ``datasets``) and the licence / data terms in
+    words that a model derived from ``base_model`` inherits.
+
+    A registry name gives its entry's; a folder gives what its model card (``README.md``) says (its YAML
+    ``license``/``license_name``/``license_link``/``datasets`` and its "License" section); anything else gives
+    no metadata and a sentence pointing at the base model.
+    """
+    entry = REGISTRY.get(str(base_model))
+    if entry is not None:
+        meta = {"license": entry.license, "datasets": list(entry.datasets)}
+        meta["license_name"], meta["license_link"] = entry.license_name, entry.license_link
+        return {k: v for k, v in meta.items() if v}, entry.terms
+    card = Path(str(base_model)).expanduser() / CARD_NAME
+    if card.is_file():
+        text = card.read_text(encoding="utf-8")
+        meta: dict[str, Any] = {}
+        front = re.match(r"---\n(.*?)\n---\n", text, re.DOTALL)
+        if front:
+            import yaml  # a dependency of huggingface_hub
+
+            try:
+                data = yaml.safe_load(front.group(1)) or {}
+            except yaml.YAMLError:
+                data = {}
+            if isinstance(data, dict):
+                meta = {k: data[k] for k in ("license", "license_name", "license_link", "datasets") if data.get(k)}
+        section = re.search(r"^## License\n\n(.*?)(?=^## |\Z)", text, re.DOTALL | re.MULTILINE)
+        if section:
+            return meta, section.group(1).strip()
+        if meta.get("license"):
+            return meta, f"As the base model's (`{meta['license']}`); see its model card."
+    return {}, f"The licence and data terms of the base model `{base_model}` apply; feature-unlearning does not know them."
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

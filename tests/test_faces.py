@@ -85,25 +85,36 @@ def test_parameter_names_and_shapes_match_the_published_model(name):
 
 
 def test_key_lists_cover_every_face_source():
-    for name, source in cv.SOURCES.items():
+    for name, entry in cv.sources().items():
+        if entry.source.package:  # digiface-dcgan64: the package's own file is checked in test_digiface_*
+            continue
         rec = keylist(name)
-        assert rec["architecture"] == source.architecture
-        if source.url:
-            assert rec["provenance"]["checkpoint"] == source.url
+        assert rec["architecture"] == entry.source.architecture
+        if entry.source.url:
+            assert rec["provenance"]["checkpoint"] == entry.source.url
 
 
-def test_registry_lists_the_face_models_as_hub_downloads():
-    for name, source in cv.SOURCES.items():
+def test_one_registry_pins_each_face_model_once():
+    """The face models live in hub.REGISTRY alone: each entry carries its Source (no second table)."""
+    assert not hasattr(cv, "SOURCES")
+    names = set(cv.sources())
+    assert {"digiface-dcgan64", "pggan-celebahq-1024", "pgan-celebahq-512", "pgan-celebahq-256", "pgan-celeba-128"} == names
+    assert names <= set(fu.list_models("generator"))
+    for name in names:
         entry = REGISTRY[name]
-        assert entry.kind == "generator" and not entry.bundled
-        assert "convert" in entry.description
-    hf = REGISTRY["pggan-celebahq-1024"]
-    assert hf.repo_id == cv.SOURCES["pggan-celebahq-1024"].repo_id == "huggan/pggan-celebahq-1024"
-    assert hf.revision == cv.SOURCES["pggan-celebahq-1024"].revision and re.fullmatch(r"[0-9a-f]{40}", hf.revision)
-    for source in cv.SOURCES.values():
+        assert entry.kind == "generator" and not entry.bundled and entry.repo_id is None
+        assert entry.terms and entry.license
+    hf = REGISTRY["pggan-celebahq-1024"].source
+    assert hf.repo_id == "huggan/pggan-celebahq-1024" and re.fullmatch(r"[0-9a-f]{40}", hf.revision)
+    assert REGISTRY["pggan-celebahq-1024"].base_model == "huggan/pggan-celebahq-1024"
+    for name in names:
+        source = REGISTRY[name].source
         if source.url:  # torch.hub's pin: the SHA-256 prefix in the file name
             assert re.fullmatch(r"[0-9a-f]{8}", source.sha256_prefix)
-    assert set(cv.SOURCES) <= set(fu.list_models("generator"))
+    digi = REGISTRY["digiface-dcgan64"]
+    assert digi.source.package == "gan-face-generate" and re.fullmatch(r"[0-9a-f]{12}", digi.source.sha256_prefix)
+    for text in (digi.description, digi.terms):
+        assert "DigiFace-1M" in text and "non-commercial" in text
 
 
 def _fill(model: nn.Module, std: float) -> None:
@@ -331,13 +342,14 @@ def test_convert_a_known_name_pins_its_source_and_writes_a_card(tmp_path, monkey
     torch.save(ref.state_dict(), tmp_path / "pytorch_model.bin")
     asked = []
     monkeypatch.setattr(
-        cv, "fetch", lambda source, cache_dir=None: asked.append(source) or tmp_path / "pytorch_model.bin"
+        cv, "fetch", lambda entry, cache_dir=None, token=None: asked.append(entry) or tmp_path / "pytorch_model.bin"
     )
     folder = cv.convert("pggan-celebahq-1024", tmp_path / "out")
-    assert asked[0].revision == "278449f8416d38a0233c980774528d32c4eee99c"
+    assert asked[0].source.revision == "278449f8416d38a0233c980774528d32c4eee99c"
     card = (folder / "README.md").read_text()
     assert "license: cc-by-nc-4.0" in card and "base_model: huggan/pggan-celebahq-1024" in card
     assert "278449f8416d38a0233c980774528d32c4eee99c/pytorch_model.bin" in card
+    assert "bare state dict" in card and "CC BY-NC 4.0" in card
     assert json.loads((folder / "config.json").read_text())["architecture"] == "PGGANGenerator"
     with pytest.raises(ValueError, match="is a PGGANGenerator"):
         cv.convert("pggan-celebahq-1024", tmp_path / "out2", architecture="PGANGenerator")
@@ -372,7 +384,9 @@ def offline_messages(tmp_path_factory):
         "    except ValueError as err:\n"
         "        print('ValueError:', err)\n"
     )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp / "hf"), "TORCH_HOME": str(tmp / "torch")}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp / "hf"), "TORCH_HOME": str(tmp / "torch"),
+           "FEATURE_UNLEARNING_CACHE": str(tmp / "fu")}
+    env.pop("HF_HUB_CACHE", None)
     run = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp, env=env, capture_output=True, text=True, timeout=120, check=False
     )
@@ -387,9 +401,161 @@ def test_offline_convert_says_the_hub_cant_be_reached(offline_messages):
     assert "huggan/pggan-celebahq-1024" in offline_messages["convert"]
 
 
-def test_offline_load_says_the_hub_cant_be_reached(offline_messages):
-    assert "can't be reached" in offline_messages["load-hf"] and "can't be reached" in offline_messages["load-org"]
-    assert "huggan/pggan-celebahq-1024@278449f" in offline_messages["load-hf"]
+def test_offline_load_names_the_command_to_run_once_online(offline_messages):
+    assert "offline" in offline_messages["load-hf"] and "offline" in offline_messages["load-org"]
+    assert "huggan/pggan-celebahq-1024/blob/278449f" in offline_messages["load-hf"]
+    assert "run `feature-unlearning convert pggan-celebahq-1024`" in offline_messages["load-hf"]
+    assert "run `feature-unlearning convert pgan-celebahq-512`" in offline_messages["load-org"]
+
+
+def test_without_a_network_the_error_comes_at_once(tmp_path):
+    """No HF_HUB_OFFLINE, but nothing answers: huggingface_hub would retry for about 25 s; we fail at once."""
+    code = (
+        "import time, feature_unlearning as fu\n"
+        "t = time.perf_counter()\n"
+        "try:\n"
+        "    fu.load_pretrained('pggan-celebahq-1024')\n"
+        "except ValueError as err:\n"
+        "    print(f'{time.perf_counter() - t:.2f}', err)\n"
+    )
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf"),
+           "FEATURE_UNLEARNING_CACHE": str(tmp_path / "fu")}  # port 9 (discard): connection refused
+    for var in ("HF_HUB_OFFLINE", "HF_HUB_CACHE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        env.pop(var, None)
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    seconds, message = run.stdout.split(" ", 1)
+    assert "can't be reached" in message and "feature-unlearning convert pggan-celebahq-1024" in message, run.stderr
+    assert float(seconds) < 10, "retried instead of failing at once"
+    assert "Retrying" not in run.stderr
+
+
+def _tiny_pggan_state() -> tuple[nn.Module, dict]:
+    """A small PGGANGenerator state dict with the key layout of huggan/pggan-celebahq-1024's pytorch_model.bin."""
+    ref = small("PGGANGenerator")
+    published = [k for k, _ in keylist("pggan-celebahq-1024")["keys"]]
+    state = ref.state_dict()
+    assert all(k in published for k in state)  # the same names (fewer blocks)
+    return ref, OrderedDict(state)
+
+
+def test_hub_face_model_loads_by_name_from_the_hub_cache_and_converts_once(tmp_path):
+    """A Hugging Face cache laid out as hf_hub_download writes it, holding a small file of the published
+    layout at the pinned commit: load_pretrained(name) converts it once, then reads the converted copy."""
+    ref, state = _tiny_pggan_state()
+    source = REGISTRY["pggan-celebahq-1024"].source
+    repo = tmp_path / "hf" / "models--huggan--pggan-celebahq-1024"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(source.revision)
+    (repo / "blobs").mkdir()
+    torch.save(state, repo / "blobs" / "0123abcd")
+    snap = repo / "snapshots" / source.revision
+    snap.mkdir(parents=True)
+    (snap / "pytorch_model.bin").symlink_to(Path("..") / ".." / "blobs" / "0123abcd")
+    z = ref.sample_latent(2, seed=0)
+    with torch.no_grad():
+        torch.save({"z": z, "out": ref(z)}, tmp_path / "expected.pt")
+    code = (
+        "import shutil, sys, torch, feature_unlearning as fu\n"
+        f"expected = torch.load({str(tmp_path / 'expected.pt')!r})\n"
+        "for attempt in (1, 2):\n"
+        "    m = fu.load_pretrained('pggan-celebahq-1024')\n"
+        "    with torch.no_grad():\n"
+        "        assert torch.equal(m(expected['z']), expected['out']), 'outputs differ'\n"
+        f"    shutil.rmtree({str(tmp_path / 'hf')!r}, ignore_errors=True)  # the 2nd load needs only the converted copy\n"
+        "print('OK', type(m).__name__, m.config['resolution'])\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hf"),
+           "FEATURE_UNLEARNING_CACHE": str(tmp_path / "fu")}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "OK PGGANGenerator 32" in run.stdout
+    assert run.stderr.count("converted pggan-celebahq-1024 once") == 1 and "bare state dict" in run.stderr
+    folder = tmp_path / "fu" / "models" / "pggan-celebahq-1024" / source.revision[:12]
+    card = (folder / "README.md").read_text()
+    assert "license: cc-by-nc-4.0" in card and "CelebA" in card and "base_model: huggan/pggan-celebahq-1024" in card
+
+
+# ----------------------------------------------------------------------------------- DigiFace DCGAN-64
+
+
+def _digiface_file() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("gan_face_generate")
+    if spec is None:
+        pytest.skip("the PyPI package gan-face-generate is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "weights.tar"
+
+
+def test_digiface_loads_by_name_converting_the_package_file_once(tmp_path, monkeypatch):
+    path = _digiface_file()
+    monkeypatch.setenv("FEATURE_UNLEARNING_CACHE", str(tmp_path / "fu"))
+    model = fu.load_pretrained("digiface-dcgan64")
+    assert isinstance(model, DCGAN64Generator) and model.config == {"latent_dim": 100, "channels": 3, "hidden_size": 64}
+    # the same network as the package's: its tutorial-layout state dict loaded by hand
+    state = torch.load(path, map_location="cpu", weights_only=True)["netG_state_dict"]
+    by_hand = DCGAN64Generator()
+    by_hand.load_state_dict({"model." + k.removeprefix("main."): v for k, v in state.items()})
+    z = model.sample_latent(8, seed=0)
+    with torch.no_grad():
+        out = model(z)
+        assert torch.equal(out, by_hand.eval()(z))
+    assert out.shape == (8, 3, 64, 64) and out.std(0).mean() > 0.1  # varied images, not one blank face
+
+    folder = REGISTRY["digiface-dcgan64"].converted_path
+    assert folder.parent.parent == tmp_path / "fu" / "models"
+    card = (folder / "README.md").read_text()
+    assert "netG_state_dict" in card and "DigiFace-1M" in card and "non-commercial research" in card
+    assert "license: other" in card and "gan-face-generate" in card
+
+    def no_second_read(*args, **kwargs):
+        raise AssertionError("converted again")
+
+    monkeypatch.setattr(cv, "fetch", no_second_read)  # the second load reads the cached folder only
+    again = fu.load_pretrained("digiface-dcgan64")
+    assert torch.equal(again(z), out)
+
+
+def test_digiface_without_the_package_says_what_to_install(tmp_path, monkeypatch):
+    import importlib.util
+
+    monkeypatch.setenv("FEATURE_UNLEARNING_CACHE", str(tmp_path / "fu"))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gan_face_generate" else real(name, *a))
+    with pytest.raises(ValueError) as err:
+        fu.load_pretrained("digiface-dcgan64")
+    message = str(err.value)
+    assert "pip install gan-face-generate" in message and "[app]" in message and "\n" not in message
+    assert not (tmp_path / "fu").exists() or not any((tmp_path / "fu").rglob("*.safetensors"))
+
+
+def test_digiface_package_is_in_the_app_extra_and_the_space_requirements():
+    tomllib = pytest.importorskip("tomllib")
+    root = Path(__file__).parents[1]
+    app = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]["app"]
+    assert any(d.startswith("gan-face-generate") for d in app)
+    assert any(ln.startswith("gan-face-generate") for ln in (root / "requirements.txt").read_text().splitlines())
+
+
+@pytest.mark.parametrize("key", ["netG_state_dict", "netG", "state_dict"])
+def test_convert_unwraps_a_wrapped_state_dict_and_says_which_key(tmp_path, key, capsys):
+    ref = small("DCGAN64Generator")
+    state = {"main." + k.removeprefix("model."): v for k, v in ref.state_dict().items()}
+    torch.save({key: state, "epoch": 7, "optimizerG_state_dict": {"state": {}, "param_groups": []}}, tmp_path / "ck.tar")
+    assert cv.main([str(tmp_path / "ck.tar"), "--out", str(tmp_path / "out")]) == 0
+    assert f"under the key {key!r}" in capsys.readouterr().out
+    assert f"the key `{key}`" in (tmp_path / "out" / "README.md").read_text()
+    model = fu.load_pretrained(tmp_path / "out")
+    z = model.sample_latent(2, seed=0)
+    assert isinstance(model, DCGAN64Generator) and torch.equal(model(z), ref(z))
+
+
+def test_convert_of_a_dict_without_a_generator_names_the_keys_it_looked_for(tmp_path):
+    torch.save({"optimizer": {"lr": torch.tensor(1.0)}, "weights": [torch.zeros(1)]}, tmp_path / "ck.pth")
+    with pytest.raises(ValueError, match="no generator state dict under any of .*'netG_state_dict', 'netG'"):
+        cv.convert(tmp_path / "ck.pth", tmp_path / "out")
+    with pytest.raises(ValueError, match="netG_state_dict"):
+        cv.convert(tmp_path / "ck.pth", tmp_path / "out", architecture="DCGAN64Generator")
 
 
 # ---------------------------------------------------------------------------------------- adapter

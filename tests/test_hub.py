@@ -213,3 +213,75 @@ def test_import_loads_no_model_and_no_ui():
     )
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "OK" in res.stdout, res.stderr
+
+
+# ------------------------------------------------------------------ licences, extractors, the cache
+
+
+def _card(base_model: str) -> str:
+    return hub.unlearned_card(base_model=base_model, feature="glasses", feature_stats={"n_positive": 5}, config={})
+
+
+def _front_matter(card: str) -> dict:
+    import yaml
+
+    return yaml.safe_load(card.split("---\n")[1])
+
+
+@pytest.mark.parametrize(
+    "base, license, words",
+    [
+        ("mnist-dcgan", "cc-by-sa-3.0", "MNIST"),
+        ("digiface-dcgan64", "other", "non-commercial research"),
+        ("pggan-celebahq-1024", "cc-by-nc-4.0", "CelebA"),
+        ("pgan-celeba-128", "bsd-3-clause", "CelebA"),
+    ],
+)
+def test_unlearned_card_carries_the_base_models_licence_and_data_terms(base, license, words):
+    card = _card(base)
+    meta = _front_matter(card)
+    assert meta["license"] == license
+    assert words in card.split("## License", 1)[1]
+    if base == "digiface-dcgan64":
+        assert "DigiFace-1M" in card and meta["license_link"] == "https://github.com/microsoft/DigiFace1M"
+        assert meta["datasets"] == ["digiface-1m"] and "base_model" not in meta  # not on the Hub
+    if base == "pggan-celebahq-1024":
+        assert meta["base_model"] == "huggan/pggan-celebahq-1024"
+
+
+def test_unlearned_card_of_a_folder_inherits_its_cards_terms(tmp_path, tiny_dcgan):
+    """Unlearning twice (or a converted face folder): the terms travel with the card; unknown terms are not invented."""
+    first = fu.save_pretrained(tiny_dcgan, tmp_path / "first", card=_card("digiface-dcgan64"))
+    card = _card(str(first))
+    assert _front_matter(card)["license"] == "other" and "non-commercial research" in card
+    plain = fu.save_pretrained(tiny_dcgan, tmp_path / "plain")  # no card
+    card = _card(str(plain))
+    assert "license" not in _front_matter(card) and "cc-by-sa" not in card
+    assert "licence and data terms of the base model" in card
+
+
+def test_extractor_for_names_the_click_probes_feature_space(tmp_path, tiny_dcgan):
+    assert hub.extractor_for("mnist-dcgan") == hub.extractor_for("mnist-vae") == "mnist-classifier"
+    assert hub.extractor_for("digiface-dcgan64") == "digiface-encoder"
+    assert hub.REGISTRY["digiface-encoder"].kind == "encoder" and "digiface-encoder" in fu.list_models("encoder")
+    assert hub.extractor_for("pggan-celebahq-1024") is None and hub.extractor_for("pgan-celebahq-512") is None
+    assert hub.extractor_for("acme/unknown") is None
+    model = fu.load_pretrained("mnist-vae")
+    assert hub.extractor_for(model) == "mnist-classifier"
+    folder = fu.save_pretrained(tiny_dcgan, tmp_path / "m")
+    assert hub.extractor_for(fu.load_pretrained(folder)) == "mnist-classifier"  # a 28x28 digit model by its shape
+    from feature_unlearning.models import DCGAN64Generator
+
+    assert hub.extractor_for(DCGAN64Generator(latent_dim=4, hidden_size=2)) is None
+
+
+def test_cache_root_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("FEATURE_UNLEARNING_CACHE", str(tmp_path / "a"))
+    assert hub.cache_root() == tmp_path / "a"
+    assert hub.REGISTRY["digiface-dcgan64"].converted_path.is_relative_to(tmp_path / "a" / "models")
+    monkeypatch.delenv("FEATURE_UNLEARNING_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert hub.cache_root() == tmp_path / "xdg" / "feature-unlearning"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert hub.cache_root() == tmp_path / "home" / ".cache" / "feature-unlearning"
