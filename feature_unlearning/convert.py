@@ -31,7 +31,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .hub import CELEBA_TERMS, GAN_ZOO, REGISTRY, WEIGHTS_NAME, ModelEntry, Source, cache_root  # noqa: F401
+from .hub import REGISTRY, WEIGHTS_NAME, ModelEntry, Source, cache_root
 from .models import DCGAN64Generator, PGANGenerator, PGGANGenerator
 
 CONVERTIBLE = ("PGANGenerator", "PGGANGenerator", "DCGAN64Generator")
@@ -342,7 +342,9 @@ def _fetch_url(entry, source: Source, *, cache_dir) -> Path:
     path = folder / source.url.rsplit("/", 1)[1]
     if path.is_file():
         return path
-    hint = _run_once_online(entry) if isinstance(entry, ModelEntry) else "Download it elsewhere and pass the file's path."
+    hint = "Download it elsewhere and pass the file's path."
+    if isinstance(entry, ModelEntry):
+        hint = _run_once_online(entry)
     if _offline():
         raise ValueError(f"can't download {source.url}: offline (HF_HUB_OFFLINE=1). {hint}")
     folder.mkdir(parents=True, exist_ok=True)
@@ -430,7 +432,8 @@ def convert(
     the card names the checkpoint key the weights were read from. Returns the folder;
     ``feature_unlearning.load_pretrained(folder)`` then loads it without unpickling.
     """
-    return _convert(source, out_dir, architecture=architecture, cache_dir=cache_dir, overwrite=overwrite, token=token)[0]
+    kwargs = dict(architecture=architecture, cache_dir=cache_dir, overwrite=overwrite, token=token)
+    return _convert(source, out_dir, **kwargs)[0]
 
 
 def _convert(source, out_dir, *, architecture=None, cache_dir=None, overwrite=False, token=None):
@@ -512,9 +515,16 @@ def add_convert_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    out, key = _convert(args.source, args.out, architecture=args.arch, cache_dir=args.cache_dir, overwrite=args.overwrite)
-    if key is not None or args.out is not None:
-        print(f"read the state dict {f'under the key {key!r}' if key else '(a bare state dict)'}")
+    entry = sources().get(args.source)
+    cached = entry is not None and (entry.converted_path / WEIGHTS_NAME).is_file()
+    if cached and args.out is None and not args.overwrite:
+        print(f"{args.source} is converted already ({entry.converted_path}); load it with "
+              f"feature_unlearning.load_pretrained({args.source!r}), or pass --overwrite to convert it again")
+        return 0
+    out, key = _convert(
+        args.source, args.out, architecture=args.arch, cache_dir=args.cache_dir, overwrite=args.overwrite
+    )
+    print(f"read the state dict {f'under the key {key!r}' if key else '(a bare state dict)'}")
     load_as = args.source if args.out is None else str(out)
     print(f"converted {args.source} to {out}; load it with feature_unlearning.load_pretrained({load_as!r})")
     return 0

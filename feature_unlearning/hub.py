@@ -311,8 +311,8 @@ def load_pretrained(
     ``name_or_path`` is a registry name (``list_models()``), a local folder, or a Hugging Face Hub repo
     id (``"org/name"``, optionally at ``revision``). A name whose weights are published as a pickle
     (the face GANs) is converted once into :func:`cache_root` and read from there afterwards;
-    ``cache_dir`` is where its download goes (default: the Hugging Face / torch.hub cache). ``architecture`` names the class when the config
-    has no ``architecture`` key. Raises ``ValueError`` saying what exists or what is wrong.
+    ``cache_dir`` is where its download goes (default: the Hugging Face / torch.hub cache).
+    ``architecture`` names the class when the config has no ``architecture`` key. Raises ``ValueError`` saying what exists or what is wrong.
     """
     key = str(name_or_path)
     entry = REGISTRY.get(key)
@@ -607,7 +607,9 @@ def base_terms(base_model: str | Path) -> tuple[dict, str]:
             return meta, section.group(1).strip()
         if meta.get("license"):
             return meta, f"As the base model's (`{meta['license']}`); see its model card."
-    return {}, f"The licence and data terms of the base model `{base_model}` apply; feature-unlearning does not know them."
+    return {}, (
+        f"The licence and data terms of the base model `{base_model}` apply; feature-unlearning does not know them."
+    )
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

@@ -19,6 +19,7 @@ from feature_unlearning import convert as cv
 from feature_unlearning.directions import feature_direction, threshold
 from feature_unlearning.features import Oracle, collect
 from feature_unlearning.hub import REGISTRY
+from feature_unlearning.hub import extractor_for as hub_extractor_for
 from feature_unlearning.models import (
     ARCHITECTURES,
     DCGAN64Generator,
@@ -461,7 +462,7 @@ def test_hub_face_model_loads_by_name_from_the_hub_cache_and_converts_once(tmp_p
         "    m = fu.load_pretrained('pggan-celebahq-1024')\n"
         "    with torch.no_grad():\n"
         "        assert torch.equal(m(expected['z']), expected['out']), 'outputs differ'\n"
-        f"    shutil.rmtree({str(tmp_path / 'hf')!r}, ignore_errors=True)  # the 2nd load needs only the converted copy\n"
+        f"    shutil.rmtree({str(tmp_path / 'hf')!r}, ignore_errors=True)  # the 2nd load: the converted copy only\n"
         "print('OK', type(m).__name__, m.config['resolution'])\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hf"),
@@ -521,7 +522,8 @@ def test_digiface_without_the_package_says_what_to_install(tmp_path, monkeypatch
 
     monkeypatch.setenv("FEATURE_UNLEARNING_CACHE", str(tmp_path / "fu"))
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gan_face_generate" else real(name, *a))
+    hidden = lambda name, *a: None if name == "gan_face_generate" else real(name, *a)  # noqa: E731
+    monkeypatch.setattr(importlib.util, "find_spec", hidden)
     with pytest.raises(ValueError) as err:
         fu.load_pretrained("digiface-dcgan64")
     message = str(err.value)
@@ -541,7 +543,8 @@ def test_digiface_package_is_in_the_app_extra_and_the_space_requirements():
 def test_convert_unwraps_a_wrapped_state_dict_and_says_which_key(tmp_path, key, capsys):
     ref = small("DCGAN64Generator")
     state = {"main." + k.removeprefix("model."): v for k, v in ref.state_dict().items()}
-    torch.save({key: state, "epoch": 7, "optimizerG_state_dict": {"state": {}, "param_groups": []}}, tmp_path / "ck.tar")
+    optimizer = {"state": {}, "param_groups": []}
+    torch.save({key: state, "epoch": 7, "optimizerG_state_dict": optimizer}, tmp_path / "ck.tar")
     assert cv.main([str(tmp_path / "ck.tar"), "--out", str(tmp_path / "out")]) == 0
     assert f"under the key {key!r}" in capsys.readouterr().out
     assert f"the key `{key}`" in (tmp_path / "out" / "README.md").read_text()
@@ -617,3 +620,47 @@ def test_adapter_example_in_the_docs_runs():
     namespace: dict = {}
     exec(compile(block.group(1), str(DOCS), "exec"), namespace)
     assert isinstance(namespace["new_model"], GeneratorAdapter)
+
+
+# ------------------------------------------------------------------------------------------ the CLI
+
+
+def test_cli_samples_digiface_faces_by_name(tmp_path, monkeypatch):
+    _digiface_file()
+    from feature_unlearning.cli import main
+
+    monkeypatch.setenv("FEATURE_UNLEARNING_CACHE", str(tmp_path / "fu"))
+    argv = ["sample", "--model", "digiface-dcgan64", "--n", "4", "--nrow", "2", "--out", str(tmp_path / "s.png")]
+    assert main(argv) == 0
+    from PIL import Image
+
+    grid = Image.open(tmp_path / "s.png")
+    assert grid.mode == "RGB" and min(grid.size) >= 2 * 64 * 2  # two 64 px faces a side, scale 2
+
+
+def test_cli_clicks_on_a_model_without_an_image_extractor_fall_back_to_the_papers_rule(tmp_path, capsys):
+    """A face model with no feature extractor (hub.extractor_for is None): the clicks give the direction,
+    unlearning uses UnlearnConfig.paper(), and one line says so."""
+    from feature_unlearning.cli import main
+
+    model = small("DCGAN64Generator")
+    folder = fu.save_pretrained(model, tmp_path / "faces")
+    assert hub_extractor_for(fu.load_pretrained(folder)) is None
+    clicks = tmp_path / "clicks.json"
+    brightness = model.generate(24, seed=3).mean(dim=(1, 2, 3))
+    clicks.write_text(json.dumps({"seed": 3, "n": 24, "indices": brightness.argsort()[-6:].tolist()}))
+
+    assert main(["direction", "--model", str(folder), "--feature", str(clicks), "--rows", "2",
+                 "--out", str(tmp_path / "dir")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("no image feature extractor") == 1 and "UnlearnConfig.paper()" in out
+    assert json.loads((tmp_path / "dir" / "direction.json").read_text())["n_positive"] == 6
+
+    assert main(["unlearn", "--model", str(folder), "--feature", str(clicks), "--steps", "2",
+                 "--out", str(tmp_path / "new")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("no image feature extractor") == 1
+    card = (tmp_path / "new" / "README.md").read_text()
+    assert "| method | paper |" in card and "Measured before / after" not in card
+    new = fu.load_pretrained(tmp_path / "new")
+    assert isinstance(new, DCGAN64Generator) and not torch.equal(new.model[0].weight, model.model[0].weight)
