@@ -67,9 +67,10 @@ tags: [feature-unlearning, pytorch, image-encoder, faces]
 # digiface-encoder
 
 An image encoder for the 64x64 faces of the DigiFace DCGAN-64 generator (PyPI package `gan-face-generate`):
-`ImageEncoder` (four stride-2 convolutions, a {info['feature_dim']}-d feature layer) trained to regress, from
-a generated face, its latent z and the generator's first hidden activation. A `LinearProbe` fitted on its
-features from a few dozen clicked faces scores any face (the student's too, during unlearning).
+`ImageEncoder` (four stride-2 convolutions, a {info['feature_dim']}-d hidden layer) trained to regress, from
+a generated face, its latent z and the generator's first hidden activation. Its features (`features_from=
+"{info['features_from']}"`: the predicted latent) are what a `LinearProbe` fitted on a few dozen clicked faces
+uses to score any face (the student's too, during unlearning); see `benchmarks/results/faces.md`.
 
 **Derived from the DigiFace-1M generator.** It was trained only on that generator's own samples; the
 generator was trained on Microsoft's DigiFace-1M, whose terms limit use to **non-commercial research**.
@@ -78,7 +79,7 @@ Those terms apply to this encoder as well.
 ```python
 import feature_unlearning as fu
 encoder = fu.load_pretrained("digiface-encoder")
-feats = encoder(images)            # (N, 3, 64, 64) in [-1, 1] -> (N, {info['feature_dim']})
+feats = encoder(images)            # (N, 3, 64, 64) in [-1, 1] -> (N, {info['out_dim']})
 ```
 
 ## Training (reproduce with `OMP_NUM_THREADS=1 python -m benchmarks.train_encoder`)
@@ -86,7 +87,7 @@ feats = encoder(images)            # (N, 3, 64, 64) in [-1, 1] -> (N, {info['fea
   (the fresh ones + faces drawn from all rendered so far), {info['steps']} steps, seed {info['seed']},
   Adam lr {info['lr']} (cosine to 0)
 - loss: MSE(z_hat, z) + MSE(a_hat, a) (a: standardised channel means of the generator's first hidden layer)
-- time: {info['seconds']:.0f} s on {info['machine']} (1 thread)
+- time: {info['seconds']:.0f} s on {info['machine']} (1 thread; the 2 cores were shared with other jobs)
 - held out (1,000 fresh faces, seed {info['eval_seed']}): R^2 of z {info['r2_z']:.3f}, of a {info['r2_a']:.3f}
 - parameters: {info['params']:,}
 """
@@ -103,6 +104,8 @@ def main(argv=None) -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--features-from", default="latent", choices=ImageEncoder.FEATURES_FROM,
+                    help="what the encoder's features() returns (no effect on training)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -114,7 +117,7 @@ def main(argv=None) -> None:
     _, a0 = render_with_activation(gen, torch.randn(1000, 100, generator=sampler))
     a_mean, a_std = a0.mean(0), a0.std(0).clamp_min(1e-3)
 
-    enc = ImageEncoder()
+    enc = ImageEncoder(features_from=args.features_from)
     opt = torch.optim.Adam(enc.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps)
     buf_x = torch.empty(args.steps * args.fresh, 3, 64, 64, dtype=torch.uint8)
@@ -129,7 +132,7 @@ def main(argv=None) -> None:
         n += len(z)
         idx = torch.cat([torch.arange(n - len(z), n), torch.randint(0, n, (args.batch_size - len(z),), generator=sampler)])
         xb, zb, ab = from_uint8(buf_x[idx]), buf_z[idx], buf_a[idx]
-        feats = enc.features(xb)
+        feats = enc.hidden_features(xb)
         loss_z = F.mse_loss(enc.latent_head(feats), zb)
         loss_a = F.mse_loss(enc.activation_head(feats), ab)
         opt.zero_grad()
@@ -153,7 +156,7 @@ def main(argv=None) -> None:
         }
     info.update(
         steps=args.steps, fresh=args.fresh, batch_size=args.batch_size, lr=args.lr, seed=args.seed, seconds=seconds,
-        eval_seed=eval_seed, feature_dim=enc.feature_dim, machine=machine_info(),
+        eval_seed=eval_seed, feature_dim=enc.feature_dim, out_dim=enc.out_dim, features_from=enc.features_from, machine=machine_info(),
         params=sum(p.numel() for p in enc.parameters()),
     )
     print(info)
