@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
+import sys
 import time
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -45,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS_IMG = ROOT / "docs" / "img"
+RESULTS_IMG = RESULTS
 BY_EYE = RESULTS / "faces_by_eye.json"
 FEATURES = {"glasses": "digiface_clicks_glasses.json", "hat": "digiface_clicks_hats.json"}
 RED = (220, 30, 30)
@@ -91,13 +94,13 @@ def numbered_grid(images: torch.Tensor, numbers, *, ncol: int, tile: int = 128, 
     """Faces upscaled to ``tile`` px with their number above each; ``marked`` ones get a red frame."""
     tiles, marked = to_pil(images, tile), set(marked)
     nrow = (len(tiles) + ncol - 1) // ncol
-    cw, ch = tile + 8, tile + 22
+    cw, ch = tile + 12, tile + 24
     img = Image.new("RGB", (ncol * cw, nrow * ch), "white")
     draw = ImageDraw.Draw(img)
     for k, (t, num) in enumerate(zip(tiles, numbers)):
         r, c = divmod(k, ncol)
-        x0, y0 = c * cw + 4, r * ch + 18
-        draw.text((x0 + 2, y0 - 16), str(num), fill="black")
+        x0, y0 = c * cw + 6, r * ch + 19
+        draw.text((x0 + 2, y0 - 17), str(num), fill="black")
         if num in marked:
             draw.rectangle([x0 - 4, y0 - 4, x0 + tile + 3, y0 + tile + 3], fill=RED)
         img.paste(t, (x0, y0))
@@ -194,16 +197,18 @@ def config_key(feat: str, cfg: UnlearnConfig) -> str:
     return hashlib.sha1(json.dumps([feat, asdict(cfg)], sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def unlearn_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages, feat: str, overrides: dict) -> dict:
+def unlearn_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages, feat: str, overrides: dict, direction: str) -> dict:
     clicks = json.loads((DATA / FEATURES[feat]).read_text())
     feature = Feature.from_selection(z_clk, x_clk, clicks["indices"], feature_extractor=enc, name=feat)
+    if direction == "probe-labelled":  # the direction of fresh samples labelled by the click probe
+        feature = Feature.from_oracle(gen, feature.oracle, n=N_PSEUDO, seed=11)
     cfg = UnlearnConfig(**{**FACE_CONFIG, **overrides})
     t0 = time.perf_counter()
     student, hist = feature.unlearn(gen, cfg, progress_bar=True)
     seconds = time.perf_counter() - t0
     after = render(student, z_lab).cpu()
     res = {"config": {k: v for k, v in asdict(cfg).items() if k in {**FACE_CONFIG, **overrides} or k in ("steps", "batch_size", "lr")},
-           "key": config_key(feat, cfg), "seconds": seconds, "threads": torch.get_num_threads(), "steps": cfg.steps}
+           "key": config_key(feat + direction, cfg), "direction": direction, "seconds": seconds, "threads": torch.get_num_threads(), "steps": cfg.steps}
 
     keep, y = known(lab["labels"][feat])
     pos, neg = keep & y, keep & ~y
@@ -233,15 +238,16 @@ def unlearn_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages, feat: str, ov
     res["others"] = others
 
     # pictures: every labelled positive before/after (for the by-eye count) and the README picture
+    RESULTS_IMG.mkdir(parents=True, exist_ok=True)
     pos_idx = pos.nonzero().squeeze(1).tolist()
-    before_after(x_lab[pos_idx], after[pos_idx], pos_idx, marked=pos_idx).save(RESULTS / f"faces-{feat}-positives.png")
+    before_after(x_lab[pos_idx], after[pos_idx], pos_idx, marked=pos_idx).save(RESULTS_IMG / f"faces-{feat}-positives.png")
     for other in ("glasses", "hat", "open_mouth"):
         if other != feat:
             k2, y2 = known(lab["labels"][other])
             o_idx = (k2 & y2).nonzero().squeeze(1).tolist()
-            before_after(x_lab[o_idx], after[o_idx], o_idx).save(RESULTS / f"faces-{feat}-kept-{other}.png")
+            before_after(x_lab[o_idx], after[o_idx], o_idx).save(RESULTS_IMG / f"faces-{feat}-kept-{other}.png")
     neg_idx = neg.nonzero().squeeze(1).tolist()
-    show = sorted(pos_idx[:10] + neg_idx[:6])
+    show = sorted(pos_idx[:12] + neg_idx[:4])
     DOCS_IMG.mkdir(parents=True, exist_ok=True)
     before_after(x_lab[show], after[show], show, marked=pos_idx, tile=96, ncol=8).save(
         DOCS_IMG / f"faces-{'glasses' if feat == 'glasses' else 'hats'}-before-after.png")
@@ -283,7 +289,8 @@ def write_md(result: dict, path: Path) -> None:
     lines = [
         "# Faces: click oracle and unlearning on the DigiFace DCGAN-64",
         "",
-        f"Measured by `{result['command']}` on {result['machine']} (a 2-core CPU shared with other jobs; no GPU).",
+        f"Measured on {result['machine']}: a 2-core CPU shared with other jobs (the load average during each part is "
+        "given; 2.0 would mean the cores were ours alone), no GPU. Each part names the command that produced it.",
         "Model: the DCGAN-64 of `gan-face-generate` 1.1.1 (trained on DigiFace-1M; non-commercial research only).",
         f"Held-out set: {result['n_labelled']} faces `sample_latent(324, seed=1000)` labelled by eye "
         "(`tests/data/digiface_labels.json`; 'unsure' left out). Clicks: pages of 32 faces of seed 7, labelled by eye "
@@ -293,6 +300,7 @@ def write_md(result: dict, path: Path) -> None:
     if "oracle" in result:
         o = result["oracle"]
         lines += ["## Oracle from clicks: AUC on the hand-labelled faces", "",
+                  f"`{o.get('command', '?')}` (load average {', '.join(f'{v:.1f}' for v in o.get('load', []))})", "",
                   "`latent`: the mean-difference direction of the clicked latents, score z·d (needs the latent, so it "
                   "cannot score the student's images). `probe`: `LinearProbe` on `digiface-encoder` features fitted on "
                   "the same clicks (scores any image).", "",
@@ -319,7 +327,8 @@ def write_md(result: dict, path: Path) -> None:
         eye_ok = eye.get("key") == r["key"]
         lines += [f"## Unlearning {feat}", "",
                   f"`Feature.from_selection(z, images, clicks, feature_extractor=encoder).unlearn(model, UnlearnConfig(**{r['config']}))`, "
-                  f"{r['steps']} steps: **{r['seconds']:.0f} s** ({r['threads']} threads).", "",
+                  f"{r['steps']} steps: **{r['seconds']:.0f} s** ({r['threads']} threads; load average "
+                  f"{', '.join(f'{v:.1f}' for v in r.get('load', []))}).", "", f"`{r.get('command', '?')}`", "",
                   "| measure | value |", "|---|---|"]
         if eye_ok:
             lines.append(f"| {feat} gone, by eye (of the {r['n_pos']} labelled {feat} faces; grid `faces-{feat}-positives.png`) "
@@ -369,6 +378,9 @@ def main(argv=None) -> None:
     ap.add_argument("--only", choices=["oracle", "unlearn"])
     ap.add_argument("--features", nargs="+", default=list(FEATURES), choices=list(FEATURES))
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="UnlearnConfig field for the runs")
+    ap.add_argument("--direction", choices=["clicks", "probe-labelled"], default="clicks",
+                    help="clicks: Feature.from_selection's direction of the clicked latents; probe-labelled: "
+                         "Feature.from_oracle(model, click_probe, n=2000), the direction of fresh samples the probe labels")
     ap.add_argument("--label-grids", type=Path, metavar="DIR")
     ap.add_argument("--clicks", action="store_true", help="with --label-grids: the three click pages")
     ap.add_argument("--encoder", type=Path, default=ENCODER_DIR, help="encoder folder (default: the bundled one)")
@@ -376,6 +388,9 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     if args.label_grids:
         return label_grids(args.label_grids, clicks=args.clicks)
+    global RESULTS_IMG, DOCS_IMG
+    if args.out.resolve() != (RESULTS / "faces.md").resolve():  # a trial: its pictures go next to its report
+        RESULTS_IMG = DOCS_IMG = args.out.parent / args.out.stem
     overrides = parse_set(args.set)
     torch.manual_seed(0)
     gen = load_digiface_generator()
@@ -389,15 +404,18 @@ def main(argv=None) -> None:
     x_clk = render(gen, z_clk).cpu()
     json_path = args.out.with_suffix(".json")
     result = json.loads(json_path.read_text()) if json_path.exists() else {}
-    result.update(command="python -m benchmarks.faces " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
-                  machine=machine_info(), n_labelled=lab["n"])
+    command = "OMP_NUM_THREADS=2 python -m benchmarks.faces " + " ".join(argv if argv is not None else sys.argv[1:])
+    result.update(machine=machine_info(), n_labelled=lab["n"])
     if args.only != "unlearn":
         result["oracle"] = oracle_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages)
+        result["oracle"].update(command=command, load=os.getloadavg())
         print(json.dumps(result["oracle"], indent=1))
     if args.only != "oracle":
         result.setdefault("unlearn", {})
         for feat in args.features:
-            result["unlearn"][feat] = unlearn_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages, feat, overrides)
+            result["unlearn"][feat] = unlearn_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages, feat, overrides,
+                                                  args.direction)
+            result["unlearn"][feat].update(command=command, load=os.getloadavg())
             print(feat, json.dumps({k: v for k, v in result["unlearn"][feat].items() if k != "history"}, indent=1))
     json_path.write_text(json.dumps(result, indent=1, default=str))
     write_md(result, args.out)
