@@ -8,6 +8,7 @@ from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .dcgan64 import DCGAN64Generator
 from .pgan import PGANGenerator
 from .pggan import PGGANGenerator
+from .resnet import DigitResNet
 from .vae import ConvVAE
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "DCGANDiscriminator",
     "DCGANGenerator",
     "DigitClassifier",
+    "DigitResNet",
     "Generator",
     "GeneratorAdapter",
     "HubModel",
