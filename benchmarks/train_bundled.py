@@ -168,6 +168,16 @@ def recorded_config(cls, folder: Path):
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
 
 
+def calibrate_judge_strokes(x_judge: torch.Tensor) -> None:
+    """Write judge_calibration.json: quantiles of the skeleton stroke width of the judge split's digits."""
+    widths = judges.skeleton_stroke_width(x_judge)
+    qs = [0.5, 0.8, 0.85, 0.9, 0.95]
+    judges.CALIBRATION_FILE.write_text(json.dumps({
+        "source": "judges.skeleton_stroke_width of the 3,000 digits of the judge split",
+        "skeleton_width_quantiles": {f"{q:.2f}": float(torch.quantile(widths, q)) for q in qs},
+    }, indent=2) + "\n")
+
+
 def table_row(name: str, q: dict) -> str:
     return (f"| {name} | {min(q['class_shares']):.1%}-{max(q['class_shares']):.1%} | {q['mean_confidence']:.3f} | "
             f"{q['fd_heldout']:.2f} | {q['thick_share']:.1%} | {q['digit8_share']:.1%} | {q['sample64_ms']:.1f} ms |")
@@ -240,12 +250,7 @@ def main(argv: list[str] | None = None) -> None:
             "unlearning never optimises against it.", split="judge",
             kind="A small pre-activation ResNet digit classifier for 28x28 MNIST digits (`DigitResNet`)."))
         summary[judges.JUDGE_NAME] = {"heldout_accuracy": acc, "seconds": hist["seconds"]}
-        widths = judges.skeleton_stroke_width(x_judge)
-        qs = [0.5, 0.8, 0.85, 0.9, 0.95]
-        judges.CALIBRATION_FILE.write_text(json.dumps({
-            "source": "judges.skeleton_stroke_width of the 3,000 digits of the judge split",
-            "skeleton_width_quantiles": {f"{q:.2f}": float(torch.quantile(widths, q)) for q in qs},
-        }, indent=2) + "\n")
+        calibrate_judge_strokes(x_judge)
         judges.digit_judge.cache_clear()
         # agreement of the two stroke measures on held-out digits: same meaning, computed another way
         oracle_thick = features.StrokeThickness().labels(x_held)

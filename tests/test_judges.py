@@ -45,6 +45,11 @@ def metrics_share(images, oracle) -> float:
     return float(oracle.labels(images).float().mean())
 
 
+needs_judge = pytest.mark.skipif(not (judges.PRETRAINED / judges.JUDGE_NAME).is_dir(),
+                                 reason="mnist-judge-resnet is not bundled yet (python -m benchmarks.train_bundled --only judge)")
+
+
+@needs_judge
 def test_bundled_judges_are_independent_of_the_oracles():
     net = judges.digit_judge()
     assert isinstance(net, DigitResNet) and not isinstance(net, DigitClassifier) and not net.training
@@ -53,6 +58,11 @@ def test_bundled_judges_are_independent_of_the_oracles():
     assert calibrated.threshold > features.StrokeThickness().threshold * 0.5
     with pytest.raises(ValueError, match="judges know"):
         judges.judge_oracles("smiling")
+
+
+def test_unknown_feature_is_an_error():
+    with pytest.raises(ValueError, match="judges know"):
+        judges.removal_report(bars([1]), bars([1]), "smiling")
 
 
 def test_removal_report_on_stroke_width():
@@ -67,6 +77,7 @@ def test_removal_report_on_stroke_width():
     assert np.isnan(none["removed"])  # nothing to remove: undefined, not 100%
 
 
+@needs_judge
 @pytest.mark.skipif(default_mnist_dir() is None, reason="needs the MNIST idx files")
 def test_digit_judge_on_real_digits():
     x, y = load_mnist("heldout")
