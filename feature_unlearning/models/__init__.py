@@ -9,6 +9,7 @@ from .dcgan64 import DCGAN64Generator
 from .encoder import ImageEncoder
 from .pgan import PGANGenerator
 from .pggan import PGGANGenerator
+from .resnet import DigitResNet
 from .vae import ConvVAE
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "DCGANDiscriminator",
     "DCGANGenerator",
     "DigitClassifier",
+    "DigitResNet",
     "Generator",
     "GeneratorAdapter",
     "HubModel",

@@ -44,13 +44,15 @@ class DCGANDiscriminator(nn.Module):
     """images ``(N, channels, S, S)`` in [-1, 1] -> one real/fake logit per image ``(N,)``.
 
     Used only to train :class:`DCGANGenerator` (see :mod:`feature_unlearning.train`): DCGAN's strided
-    convolutions with BatchNorm, plus a minibatch standard-deviation channel (Karras et al., 2018,
-    arXiv 1710.10196) that lets it see a lack of diversity, which keeps all ten digits in the samples.
+    convolutions with LeakyReLU and BatchNorm, then one linear layer. ``minibatch_std=True`` adds a
+    minibatch standard-deviation channel (Karras et al., 2018, arXiv 1710.10196) before that layer; the
+    shipped generator was trained without it.
     """
 
-    def __init__(self, channels: int = 1, image_size: int = 28, base_channels: int = 64):
+    def __init__(self, channels: int = 1, image_size: int = 28, base_channels: int = 64, minibatch_std: bool = False):
         super().__init__()
         side = image_size // 4
+        self.minibatch_std = minibatch_std
         self.body = nn.Sequential(
             nn.Conv2d(channels, base_channels, 4, stride=2, padding=1),
             nn.LeakyReLU(0.2),
@@ -58,9 +60,11 @@ class DCGANDiscriminator(nn.Module):
             nn.BatchNorm2d(2 * base_channels),
             nn.LeakyReLU(0.2),
         )
-        self.head = nn.Linear((2 * base_channels + 1) * side * side, 1)
+        self.head = nn.Linear((2 * base_channels + int(minibatch_std)) * side * side, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.body(x)
-        std = h.std(0, unbiased=False).mean().expand(h.shape[0], 1, *h.shape[2:])
-        return self.head(torch.cat([h, std], 1).flatten(1)).squeeze(1)
+        if self.minibatch_std:
+            std = h.std(0, unbiased=False).mean().expand(h.shape[0], 1, *h.shape[2:])
+            h = torch.cat([h, std], 1)
+        return self.head(h.flatten(1)).squeeze(1)
