@@ -1,13 +1,16 @@
-"""The whole flow in a few calls, shared by the CLI, the app, the notebooks and the benchmarks.
+"""A feature pinned down in a model's latent space, and the whole flow from it in a few calls.
 
-    feature = Feature.from_oracle(model, get_oracle("digit:8"), n=4000, seed=0)
-    unlearned, history = feature.unlearn(model, UnlearnConfig())
-    report = compare(model, unlearned, feature.oracle, n=10_000, seed=1)
+    feature = Feature.from_oracle(model, "digit:8", n=4000, seed=0)    # oracle, samples, direction, threshold
+    result = feature.unlearn(model, UnlearnConfig())                    # an UnlearnResult
+    result.compare(n=10_000, seed=1)                                    # before/after numbers
+    result.save("mnist-dcgan-without-8")                                # model + card
+
+The CLI, the app (through :mod:`~feature_unlearning.session`), the notebooks and the benchmarks all go
+through :class:`Feature`.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -15,9 +18,8 @@ import torch
 from torch import nn
 
 from . import directions
-from .features import Collection, Oracle, Selection, collect, score_images
-from .models.base import render
-from .unlearn import History, UnlearnConfig, unlearn
+from .oracles import Collection, Oracle, Selection, collect, get_oracle
+from .unlearn import UnlearnConfig, unlearn
 
 
 @dataclass
@@ -55,18 +57,25 @@ class Feature:
         }
         return cls(oracle, collection, d, t, method, rule, stats)
 
+    @property
+    def name(self) -> str:
+        """The feature's short name (its oracle's): ``"thick"``, ``"digit:8"``, ``"selection"``, ..."""
+        return self.oracle.name
+
     @classmethod
     def from_oracle(
         cls,
         model: nn.Module,
-        oracle: Oracle,
+        oracle: Oracle | str,
         *,
         n: int = 4000,
         seed: int = 0,
         method: str = "mean_diff",
         rule: str = "mean",
     ) -> "Feature":
-        """Sample ``n`` latents, label their images with ``oracle``, estimate the direction and threshold."""
+        """Sample ``n`` latents, label their images with ``oracle`` (an :class:`~feature_unlearning.oracles.Oracle`
+        or a short name for :func:`~feature_unlearning.oracles.get_oracle`), estimate the direction and threshold."""
+        oracle = get_oracle(oracle)
         return cls.from_collection(oracle, collect(model, oracle, n, seed=seed), method=method, rule=rule)
 
     @classmethod
@@ -83,7 +92,7 @@ class Feature:
     ) -> "Feature":
         """A feature from clicks: ``selected`` indices of the shown ``images`` (rendered from ``z``) show it.
 
-        The direction comes from the clicked latents; a :class:`~feature_unlearning.features.LinearProbe`
+        The direction comes from the clicked latents; a :class:`~feature_unlearning.oracles.LinearProbe`
         trained on the clicks becomes the oracle that labels fresh samples during unlearning.
         """
         sel = Selection(selected, name=name)
@@ -105,73 +114,22 @@ class Feature:
         *,
         callback: Callable[[int, dict], bool | None] | None = None,
         progress_bar: bool | None = None,
-    ) -> tuple[nn.Module, History]:
-        """:func:`~feature_unlearning.unlearn.unlearn` with this feature's direction, threshold and oracle."""
+        base_model: str | None = None,
+    ):
+        """:func:`~feature_unlearning.unlearn.unlearn` with this feature's direction, threshold, oracle and
+        collected positives. Returns an :class:`~feature_unlearning.result.UnlearnResult` (``base_model``
+        names ``model`` in its card; default: the name it was loaded by)."""
+        from .result import UnlearnResult
+
         cfg = config or UnlearnConfig()
-        cut = None
-        if cfg.method == "oracle" and self.stats.get("n_positive", 0) >= 2:
-            pos, _ = self.projections()
-            cut = float(torch.quantile(pos, cfg.oversample_quantile))
-        return unlearn(
+        unlearned, history = unlearn(
             model,
             self.direction,
             self.threshold,
             cfg,
             oracle=self.oracle,
-            oversample_cut=cut,
+            positives=self.collection.z_pos,
             callback=callback,
             progress_bar=progress_bar,
         )
-
-
-@torch.no_grad()
-def compare(
-    original: nn.Module,
-    unlearned: nn.Module,
-    oracle: Oracle,
-    *,
-    n: int = 10_000,
-    seed: int = 1,
-    reference: str | None = "auto",
-    classifier: nn.Module | None = None,
-) -> dict:
-    """Before/after numbers on the same ``n`` fresh latents.
-
-    ``share_before``/``share_after`` (the oracle's verdict), ``removed`` (1 - after/before),
-    ``fd_before`` (original vs all real digits), ``fd_after`` (unlearned vs real digits without the
-    feature, when a shipped reference for this oracle exists), ``fd_ratio`` and ``preservation`` (SSIM and
-    L1 on the latents whose original image does not show the feature). ``reference=None`` skips the
-    Frechet distances (for models that are not 28x28 digits).
-    """
-    from . import metrics
-
-    start = time.perf_counter()
-    z = original.sample_latent(n, seed=seed, device="cpu")
-    before, after = render(original, z).cpu(), render(unlearned, z).cpu()
-    scores_before = score_images(oracle, before)
-    pos_before = scores_before >= oracle.threshold
-    pos_after = score_images(oracle, after) >= oracle.threshold
-    clear = scores_before < oracle.threshold - getattr(oracle, "default_margin", 0.0)
-    share_before, share_after = float(pos_before.float().mean()), float(pos_after.float().mean())
-    out = {
-        "n": n,
-        "share_before": share_before,
-        "share_after": share_after,
-        "removed": 1 - share_after / share_before if share_before > 0 else float("nan"),
-        "preservation": metrics.preservation(before[~pos_before], after[~pos_before]),
-        # the same on samples clearly without the feature (below the oracle's margin), which unlearning targets
-        # never move; the rest of the negatives are borderline and are pushed further from the feature
-        "preservation_clear": metrics.preservation(before[clear], after[clear]),
-    }
-    if reference is not None and before.shape[1:] == (1, 28, 28):
-        ref_after = f"not-{oracle.name}" if reference == "auto" else reference
-        try:
-            metrics.load_reference(ref_after)
-        except ValueError:
-            ref_after = "all"
-        out["fd_before"] = metrics.frechet_distance(before, "all", classifier=classifier)
-        out["fd_after"] = metrics.frechet_distance(after, ref_after, classifier=classifier)
-        out["fd_after_reference"] = ref_after
-        out["fd_ratio"] = out["fd_after"] / out["fd_before"]
-    out["seconds"] = time.perf_counter() - start
-    return out
+        return UnlearnResult(model, unlearned, history, self, base_model=base_model)
