@@ -22,13 +22,14 @@ __version__ = "0.1.0"
 from .hub import list_models, load_pretrained, save_pretrained
 from .models import ConvVAE, DCGANGenerator, DigitClassifier, Generator, GeneratorAdapter, render
 
+# imported now (cheap: torch only, no model): importing a submodule later would rebind the package's
+# ``unlearn`` to the module of that name, so the function must be bound after it
+from .unlearn import History, UnlearnConfig, unlearn
+
 # name -> submodule that defines it, imported when the name is first used
 _LAZY = {
     "Feature": "feature",
     "UnlearnResult": "result",
-    "UnlearnConfig": "unlearn",
-    "History": "unlearn",
-    "unlearn": "unlearn",
     "compare": "metrics",
     "frechet_distance": "metrics",
     "preservation": "metrics",
@@ -63,6 +64,9 @@ __all__ = [
     "load_pretrained",
     "render",
     "save_pretrained",
+    "History",
+    "UnlearnConfig",
+    "unlearn",
     *_LAZY,
 ]
 
