@@ -417,7 +417,7 @@ def unlearn(
     direction = (direction / direction.norm()).float()
     home = next(model.parameters()).device
     device = torch.device(cfg.device) if cfg.device is not None else home
-    gen = torch.Generator().manual_seed(cfg.seed)  # the same stream as torch.manual_seed(seed) gave
+    gen = torch.Generator().manual_seed(cfg.seed)  # its own stream: the global random state is left alone
     direction = direction.to(device)
     teacher = copy.deepcopy(model).to(device).eval().requires_grad_(False)
     student = copy.deepcopy(model).to(device).eval()  # eval: BatchNorm keeps the teacher's statistics

@@ -14,7 +14,6 @@ import pickle
 import re
 import socket
 import sys
-import threading
 import time
 import types
 import zipfile
@@ -309,7 +308,7 @@ def test_gpu_time_grows_with_the_steps_and_stays_bounded(app):
     assert seconds == sorted(seconds) and seconds[0] >= 30 and seconds[-1] <= 600
 
 
-def test_on_zero_gpu_training_runs_inside_spaces_gpu(monkeypatch, tmp_path):
+def test_on_zero_gpu_training_runs_inside_spaces_gpu(monkeypatch, tmp_path, wait_for_training_to_end):
     calls = []
 
     def GPU(duration):  # the name of the real decorator
@@ -342,12 +341,7 @@ def test_on_zero_gpu_training_runs_inside_spaces_gpu(monkeypatch, tmp_path):
         assert c.predict(api_name="/cancel").startswith("Stopping")
         status = job.result(timeout=120)[0]
         assert re.match(r"Stopped at step \d+ of 5000; on a ZeroGPU the partial model is not kept", status), status
-        for _ in range(300):
-            if not any(t.name == "feature-unlearning" for t in threading.enumerate()):
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("the training thread kept running after the run was cancelled")
+        wait_for_training_to_end("the run was cancelled")
         demo.close()
     finally:
         sys.modules.pop("app", None)

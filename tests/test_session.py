@@ -3,7 +3,6 @@ streamed unlearning behind the app."""
 
 import copy
 import threading
-import time
 
 import pytest
 import torch
@@ -78,7 +77,7 @@ def test_unlearn_stream_reports_progress_then_the_model(thick_workspace):
     assert torch.equal(fu.render(ws.model, z), ws.preview())  # ... and left the original alone
 
 
-def test_unlearn_stream_stops_when_asked_or_abandoned(thick_workspace):
+def test_unlearn_stream_stops_when_asked_or_abandoned(thick_workspace, wait_for_training_to_end):
     ws = thick_workspace
     stop = threading.Event()
     stop.set()
@@ -88,12 +87,7 @@ def test_unlearn_stream_stops_when_asked_or_abandoned(thick_workspace):
     stream = unlearn_stream(ws.feature, ws.model, UnlearnConfig(steps=10_000, log_every=2))
     next(stream)
     stream.close()  # e.g. the browser went away
-    for _ in range(300):
-        if not any(t.name == "feature-unlearning" for t in threading.enumerate()):
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("the training thread kept running after the stream was closed")
+    wait_for_training_to_end("the stream was closed")
 
 
 def test_unlearn_stream_raises_what_training_raised(thick_workspace):
