@@ -22,7 +22,6 @@ import torch
 import feature_unlearning as fu
 from feature_unlearning import baselines, hub
 from feature_unlearning.data import load_mnist
-from feature_unlearning.features import get_oracle
 from feature_unlearning.utils import machine_info
 
 from .run import RETRAINED
@@ -48,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         for feature in args.features:
             start = time.perf_counter()
             config = baselines.training_config(base, args.budget)
-            model, hist = baselines.retrain_without(base, images, labels, feature, get_oracle(feature), config=config)
+            model, hist = baselines.retrain_without(base, images, labels, fu.get_oracle(feature), config=config)
             seconds = time.perf_counter() - start
             out = RETRAINED / f"{model_name}-without-{feature.replace(':', '')}"
             card = hub.model_card(

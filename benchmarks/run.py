@@ -25,17 +25,12 @@ import numpy as np
 import torch
 
 import feature_unlearning as fu
-from feature_unlearning import baselines, viz
-from feature_unlearning.attack import latent_attack
+from feature_unlearning import baselines, metrics, viz
 from feature_unlearning.data import load_mnist
-from feature_unlearning.features import DigitClass, get_oracle, score_images
-from feature_unlearning.models.base import render
-from feature_unlearning.pipeline import Feature, compare
-from feature_unlearning.unlearn import UnlearnConfig
 from feature_unlearning.utils import machine_info
 
 from .judge import judge_oracle
-from .unlearning import judge_numbers
+from .unlearning import judge_numbers, judge_same_latents
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -45,24 +40,24 @@ METHODS = ("ours", "paper", "negatives-only", "latent-filter", "retrain")
 
 def attack_oracle(feature: str):
     """What the attacker optimises: their own classifier for a digit (the judge's), the stroke measure for thickness."""
-    if feature.startswith("digit:"):
-        return DigitClass(int(feature.split(":")[1]), fu.load_pretrained("mnist-judge"))
-    return get_oracle(feature)
+    oracle = fu.get_oracle(feature)
+    if isinstance(oracle, fu.DigitClass):
+        return fu.DigitClass(oracle.digit, fu.load_pretrained("mnist-judge"))
+    return oracle
 
 
 def confirm_oracle(feature: str, real: torch.Tensor):
     """A second opinion on the attacker's results, so that images that merely fool the attacker's own classifier
     (adversarial examples) do not count: the other classifier for a digit, the judge's EDT stroke width for
     thickness (the attacker ascends the soft stroke measure)."""
-    if feature.startswith("digit:"):
-        return get_oracle(feature)
-    return judge_oracle(feature, real)
+    oracle = fu.get_oracle(feature)
+    return oracle if isinstance(oracle, fu.DigitClass) else judge_oracle(feature, real)
 
 
 def attack_rates(model, feature: str, confirm, *, n: int, steps: int, seed: int) -> tuple[float, float]:
     """(share of starts that end on the feature by the attacker's oracle, share confirmed by ``confirm`` too)."""
-    result = latent_attack(model, attack_oracle(feature), n=n, steps=steps, seed=seed)
-    confirmed = result.success & (score_images(confirm, result.images) >= confirm.threshold)
+    result = fu.latent_attack(model, attack_oracle(feature), n=n, steps=steps, seed=seed)
+    confirmed = result.success & confirm.labels(result.images)
     return result.success_rate, float(confirmed.float().mean())
 
 
@@ -75,8 +70,8 @@ def load_retrained(model_name: str, feature: str):
 
 
 def evaluate(original, candidate, attackable, feature: str, oracle, real, labels, *, n_eval, seed, attack, confirm) -> dict:
-    report = compare(original, candidate, oracle, n=n_eval, seed=seed)
-    judge = judge_numbers(original, candidate, feature, real, labels, n=n_eval, seed=seed)
+    report = metrics.compare(original, candidate, oracle, n=n_eval, seed=seed)
+    judge = judge_same_latents(original, candidate, feature, real, labels, n=n_eval, seed=seed)
     own, confirmed = attack_rates(attackable, feature, confirm, n=attack["n"], steps=attack["steps"], seed=seed)
     return {
         "share_before": report["share_before"],
@@ -94,22 +89,23 @@ def evaluate(original, candidate, attackable, feature: str, oracle, real, labels
 
 def run_case(model_name: str, feature: str, seed: int, args, real, labels) -> list[dict]:
     model = fu.load_pretrained(model_name)
-    oracle = get_oracle(feature)
+    oracle = fu.get_oracle(feature)
     attack = {"n": args.attack_starts, "steps": args.attack_steps}
     confirm = confirm_oracle(feature, real)
     kw = dict(real=real, labels=labels, n_eval=args.n_eval, seed=30_000 + seed, attack=attack, confirm=confirm)
     rows = []
     t0 = time.perf_counter()
-    feat = Feature.from_oracle(model, oracle, n=4000, seed=10_000 + seed)
+    feat = fu.Feature.from_oracle(model, oracle, n=4000, seed=10_000 + seed)
     t_feature = time.perf_counter() - t0
     original_attack, original_confirmed = attack_rates(model, feature, confirm, n=attack["n"], steps=attack["steps"],
                                                        seed=30_000 + seed)
     candidates = {}
-    for name, cfg in (("ours", UnlearnConfig(seed=seed)), ("paper", UnlearnConfig.paper(seed=seed))):
-        new, hist = feat.unlearn(model, cfg, progress_bar=False)
-        candidates[name] = (new, new, t_feature + hist.seconds)
-    new, hist = baselines.negatives_only(model, feat.direction, feat.threshold, oracle, UnlearnConfig(seed=seed))
-    candidates["negatives-only"] = (new, new, t_feature + hist.seconds)
+    for name, result in (
+        ("ours", feat.unlearn(model, fu.UnlearnConfig(seed=seed), progress_bar=False)),
+        ("paper", feat.unlearn(model, fu.UnlearnConfig.paper(seed=seed), progress_bar=False)),
+        ("negatives-only", baselines.negatives_only(model, feat, fu.UnlearnConfig(seed=seed))),
+    ):
+        candidates[name] = (result.unlearned, result.unlearned, t_feature + result.history.seconds)
     # the filter changes no weight: a white-box attacker reads the original weights
     candidates["latent-filter"] = (baselines.LatentFilter(model, feat.direction, feat.threshold), model, t_feature)
     retrained, info = load_retrained(model_name, feature)
@@ -135,25 +131,16 @@ def run_case(model_name: str, feature: str, seed: int, args, real, labels) -> li
 
 def evaluate_retrained(original, retrained, feature, oracle, real, labels, args, seed, attack, confirm) -> dict:
     """A retrained model shares no latent space with the original: shares and FD on independent samples."""
-    from feature_unlearning import metrics
-
     before = original.generate(args.n_eval, seed=30_000 + seed)
     after = retrained.generate(args.n_eval, seed=30_000 + seed)
-    b = float((score_images(oracle, before) >= oracle.threshold).float().mean())
-    a = float((score_images(oracle, after) >= oracle.threshold).float().mean())
-    judge = judge_oracle(feature, real)
-    jb = float((score_images(judge, before) >= judge.threshold).float().mean())
-    ja = float((score_images(judge, after) >= judge.threshold).float().mean())
-    ref = f"not-{oracle.name}"
-    fd_ratio = metrics.frechet_distance(after, ref) / metrics.frechet_distance(before, "all")
-    jclf = fu.load_pretrained("mnist-judge")
-    free = real[labels != int(feature.split(":")[1])] if feature.startswith("digit:") else real[score_images(judge, real) < judge.threshold]
-    jfd = metrics.frechet_distance(after, free, classifier=jclf) / metrics.frechet_distance(before, real, classifier=jclf)
+    b, a = oracle.share(before), oracle.share(after)
+    fd_ratio = metrics.frechet_distance(after, oracle.reference or "all") / metrics.frechet_distance(before, "all")
+    judge = judge_numbers(before, after, feature, real, labels)
     own, confirmed = attack_rates(retrained, feature, confirm, n=attack["n"], steps=attack["steps"], seed=30_000 + seed)
     return {
         "share_before": b, "share_after": a, "removed": 1 - a / b if b else float("nan"),
-        "judge_share_after": ja, "judge_removed": 1 - ja / jb if jb else float("nan"),
-        "fd_ratio": fd_ratio, "judge_fd_ratio": jfd, "ssim_kept": float("nan"),
+        "judge_share_after": judge["share_after"], "judge_removed": judge["removed"],
+        "fd_ratio": fd_ratio, "judge_fd_ratio": judge["fd_ratio"], "ssim_kept": float("nan"),
         "attack": own,
         "attack_confirmed": confirmed,
     }
@@ -161,7 +148,7 @@ def evaluate_retrained(original, retrained, feature, oracle, real, labels, args,
 
 def save_samples(model_name, feature, original, unlearned) -> None:
     z = original.sample_latent(16, seed=7, device="cpu")
-    before, after = render(original, z), render(unlearned, z)
+    before, after = fu.render(original, z), fu.render(unlearned, z)
     pic = np.concatenate([viz.image_grid(before, nrow=16, scale=2), viz.image_grid(after, nrow=16, scale=2)], axis=0)
     SAMPLES.setdefault("rows", []).append((f"{model_name} / {feature}", pic))
 

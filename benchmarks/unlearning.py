@@ -26,10 +26,6 @@ import torch
 import feature_unlearning as fu
 from feature_unlearning import metrics
 from feature_unlearning.data import load_mnist
-from feature_unlearning.features import get_oracle, score_images
-from feature_unlearning.models.base import render
-from feature_unlearning.pipeline import Feature, compare
-from feature_unlearning.unlearn import UnlearnConfig
 from feature_unlearning.utils import machine_info
 
 from .judge import judge_oracle
@@ -37,35 +33,41 @@ from .judge import judge_oracle
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def free_of(feature: str, real, labels, judge):
+    """The real digits without the feature: other true labels for ``digit:K``, else what ``judge`` finds free."""
+    oracle = fu.get_oracle(feature)
+    return real[labels != oracle.digit] if isinstance(oracle, fu.DigitClass) else real[~judge.labels(real)]
+
+
 @torch.no_grad()
-def judge_numbers(original, unlearned, feature: str, real, labels, *, n: int, seed: int) -> dict:
-    """Feature shares and a Frechet ratio by the independent judge, on the same latents."""
+def judge_numbers(generated_before, generated_after, feature: str, real, labels) -> dict:
+    """Feature shares and a Frechet ratio by the independent judge: ``generated_before`` by the original
+    model, ``generated_after`` by the method's (the same latents, or independent samples for a retrained model)."""
     judge = judge_oracle(feature, real)
     clf = fu.load_pretrained("mnist-judge")
-    z = original.sample_latent(n, seed=seed, device="cpu")
-    before, after = render(original, z), render(unlearned, z)
-    b = float((score_images(judge, before) >= judge.threshold).float().mean())
-    a = float((score_images(judge, after) >= judge.threshold).float().mean())
-    if feature.startswith("digit:"):
-        free = real[labels != int(feature.split(":")[1])]
-    else:
-        free = real[score_images(judge, real) < judge.threshold]
-    fd_before = metrics.frechet_distance(before, real, classifier=clf)
-    fd_after = metrics.frechet_distance(after, free, classifier=clf)
+    b, a = judge.share(generated_before), judge.share(generated_after)
+    fd_before = metrics.frechet_distance(generated_before, real, classifier=clf)
+    fd_after = metrics.frechet_distance(generated_after, free_of(feature, real, labels, judge), classifier=clf)
     return {"share_before": b, "share_after": a, "removed": 1 - a / b if b else float("nan"),
             "fd_ratio": fd_after / fd_before}
 
 
-def run_one(model_name: str, feature: str, seed: int, cfg: UnlearnConfig, *, n_collect: int, n_eval: int, real, labels) -> dict:
+def judge_same_latents(original, unlearned, feature: str, real, labels, *, n: int, seed: int) -> dict:
+    """:func:`judge_numbers` on ``n`` fresh latents drawn with ``seed``, rendered by both models."""
+    z = original.sample_latent(n, seed=seed, device="cpu")
+    return judge_numbers(fu.render(original, z), fu.render(unlearned, z), feature, real, labels)
+
+
+def run_one(model_name: str, feature: str, seed: int, cfg: fu.UnlearnConfig, *, n_collect: int, n_eval: int, real, labels) -> dict:
     model = fu.load_pretrained(model_name)
-    oracle = get_oracle(feature)
     start = time.perf_counter()
-    feat = Feature.from_oracle(model, oracle, n=n_collect, seed=10_000 + seed)
+    feat = fu.Feature.from_oracle(model, feature, n=n_collect, seed=10_000 + seed)
     t_direction = time.perf_counter() - start
-    unlearned, hist = feat.unlearn(model, replace(cfg, seed=seed), progress_bar=False)
+    result = feat.unlearn(model, replace(cfg, seed=seed), progress_bar=False)
+    unlearned, hist = result.unlearned, result.history
     wall = time.perf_counter() - start
-    report = compare(model, unlearned, oracle, n=n_eval, seed=20_000 + seed)
-    judge = judge_numbers(model, unlearned, feature, real, labels, n=n_eval, seed=20_000 + seed)
+    report = result.compare(n=n_eval, seed=20_000 + seed)
+    judge = judge_same_latents(model, unlearned, feature, real, labels, n=n_eval, seed=20_000 + seed)
     return {
         "model": model_name, "feature": feature, "seed": seed,
         "share_before": report["share_before"], "share_after": report["share_after"], "removed": report["removed"],
@@ -158,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.seeds, args.n_eval = args.seeds[:1], 2000
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
-    cfg = UnlearnConfig(method=args.method, **overrides)
+    cfg = fu.UnlearnConfig(method=args.method, **overrides)
     if args.steps:
         cfg = replace(cfg, steps=args.steps)
     real, labels = load_mnist("heldout")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .features import Oracle
+from .oracles import Oracle
 
 
 @dataclass

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from .directions import translate
-from .features import Oracle, score_images
 from .models import ConvVAE, DCGANGenerator, Generator
-from .unlearn import History, UnlearnConfig, unlearn
+from .oracles import DigitClass, Oracle
+from .unlearn import UnlearnConfig
 
 
 class LatentFilter(Generator):
@@ -42,20 +42,21 @@ class LatentFilter(Generator):
         return self.model(translate(z, self.direction, self.threshold))
 
 
-def negatives_only(
-    model: nn.Module, direction: torch.Tensor, threshold: float, oracle: Oracle, config: UnlearnConfig | None = None
-) -> tuple[nn.Module, History]:
-    """Fine-tune with the reconstruction term alone: positives get no loss (alpha = 0, no hinge, no replay)."""
+def negatives_only(model: nn.Module, feature, config: UnlearnConfig | None = None):
+    """Fine-tune with the reconstruction term alone: positives get no loss (alpha = 0, no hinge, no replay).
+
+    ``feature`` is a :class:`~feature_unlearning.feature.Feature`; returns its
+    :class:`~feature_unlearning.result.UnlearnResult` (the same batches as the default method would draw)."""
     cfg = replace(config or UnlearnConfig(), method="oracle", alpha=0.0, oracle_weight=0.0, replay=0.0)
-    return unlearn(model, direction, threshold, cfg, oracle=oracle)
+    return feature.unlearn(model, cfg)
 
 
-def filter_training_data(images: torch.Tensor, labels: torch.Tensor, feature: str, oracle: Oracle) -> torch.Tensor:
-    """The training images without the feature: ``digit:K`` drops the true label K, other features drop
-    the images that ``oracle`` labels positive."""
-    if feature.startswith("digit:"):
-        return images[labels != int(feature.split(":")[1])]
-    return images[score_images(oracle, images) < oracle.threshold]
+def filter_training_data(images: torch.Tensor, labels: torch.Tensor, oracle: Oracle) -> torch.Tensor:
+    """The training images without the feature: a :class:`~feature_unlearning.oracles.DigitClass` drops the
+    true label of its digit, other oracles drop the images they label positive."""
+    if isinstance(oracle, DigitClass):
+        return images[labels != oracle.digit]
+    return images[~oracle.labels(images)]
 
 
 def training_config(model: nn.Module, budget: float = 1.0):
@@ -79,7 +80,6 @@ def retrain_without(
     model: nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
-    feature: str,
     oracle: Oracle,
     *,
     config=None,
@@ -95,7 +95,7 @@ def retrain_without(
     if not isinstance(model, (DCGANGenerator, ConvVAE)):
         raise ValueError(f"retraining is implemented for DCGANGenerator and ConvVAE, not {type(model).__name__}")
     cfg = config or training_config(model)
-    kept = filter_training_data(images, labels, feature, oracle)
+    kept = filter_training_data(images, labels, oracle)
     new, hist = (train.train_dcgan if isinstance(model, DCGANGenerator) else train.train_vae)(kept, cfg)
     hist["n_train"] = len(kept)
     return new, hist

@@ -15,6 +15,9 @@ import os
 import sys
 from pathlib import Path
 
+from .directions import ALPHAS, DIRECTION_METHODS, THRESHOLD_RULES
+from .unlearn import METHODS
+
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="mnist-dcgan", help="registry name, local folder or Hub repo id (default: mnist-dcgan)")
@@ -26,16 +29,16 @@ def _add_feature_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--feature", required=True,
                    help="thick | thick:Q (quantile) | digit:K | a selection file {\"seed\": S, \"n\": N, \"indices\": [...]}")
     p.add_argument("--n-collect", type=int, default=4000, help="samples labelled to estimate the direction")
-    p.add_argument("--direction-method", "--direction", dest="direction_method", choices=["mean_diff", "logistic"],
-                   default="mean_diff")
-    p.add_argument("--rule", choices=["mean", "midpoint", "balanced"], default="mean", help="threshold rule")
+    p.add_argument("--direction-method", "--direction", dest="direction_method", choices=DIRECTION_METHODS,
+                   default=DIRECTION_METHODS[0])
+    p.add_argument("--rule", choices=THRESHOLD_RULES, default=THRESHOLD_RULES[0], help="threshold rule")
     p.add_argument("--seed", type=int, default=0)
 
 
 def _device(arg: str | None) -> str:
-    import torch
+    from .utils import default_device
 
-    return arg or ("cuda" if torch.cuda.is_available() else "cpu")
+    return arg or default_device()
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -81,10 +84,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _feature(model, spec: str, *, n: int, seed: int, method: str, rule: str):
     """A Feature from 'thick', 'thick:Q', 'digit:K' or a JSON file {"seed": S, "n": N, "indices": [...]}
     naming the samples a user selected among ``model.generate(N, seed=S)``."""
-    from . import directions
-    from .features import get_oracle
+    from .feature import Feature
     from .models.base import render
-    from .pipeline import Feature
 
     path = Path(spec)
     if path.suffix == ".json" or path.is_file():
@@ -96,32 +97,11 @@ def _feature(model, spec: str, *, n: int, seed: int, method: str, rule: str):
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{path} must hold {{\"seed\": S, \"n\": N, \"indices\": [...]}}: {err}") from None
         z = model.sample_latent(shown_n, seed=shown_seed, device="cpu")
-        images, extractor = render(model, z).cpu(), _extractor(model)
-        if extractor is None:  # no image oracle: the clicks give the direction; unlearning uses the paper's rule
-            from .features import Collection, Selection
-
-            labels = Selection(indices, name=path.stem).mask(len(images))
-            collection = Collection(z, images, labels.float(), labels)
-            directions._check_sets(collection.z_pos, collection.z_neg)
-            return Feature.from_collection(Selection(indices, name=path.stem), collection, method=method, rule=rule)
-        return Feature.from_selection(z, images, indices, feature_extractor=extractor, method=method, rule=rule,
-                                      name=path.stem)
-    return Feature.from_oracle(model, get_oracle(spec), n=n, seed=seed, method=method, rule=rule)
-
-
-def _extractor(model):
-    """The click probe's image feature extractor for ``model`` (hub.extractor_for), or None, said in one line."""
-    from .hub import extractor_for, load_pretrained
-
-    name, why = extractor_for(model), "has none"
-    if name is not None:
-        try:
-            return load_pretrained(name)
-        except ValueError as err:
-            why = f"can't load {name}: {err}"
-    print(f"no image feature extractor for {getattr(model, 'name_or_path', type(model).__name__)} ({why}): the clicks "
-          "give the direction only, and unlearning falls back to the paper's rule (UnlearnConfig.paper())")
-    return None
+        feature = Feature.from_clicks(model, z, render(model, z).cpu(), indices, method=method, rule=rule, name=path.stem)
+        if not feature.image_oracle:
+            print(feature.note)
+        return feature
+    return Feature.from_oracle(model, spec, n=n, seed=seed, method=method, rule=rule)
 
 
 def cmd_direction(args: argparse.Namespace) -> int:
@@ -132,25 +112,21 @@ def cmd_direction(args: argparse.Namespace) -> int:
     model = load_pretrained(args.model, revision=args.revision, device=_device(args.device))
     feature = _feature(model, args.feature, n=args.n_collect, seed=args.seed, method=args.direction_method, rule=args.rule)
     args.out.mkdir(parents=True, exist_ok=True)
-    alphas = [-3, -2, -1, 0, 1, 2, 3]
-    strips = traverse(model, model.sample_latent(args.rows, seed=args.seed + 1), feature.direction, alphas)
-    viz.save_image(viz.image_grid(strips.flatten(0, 1), nrow=len(alphas), scale=2), args.out / "traversal.png")
+    strips = traverse(model, model.sample_latent(args.rows, seed=args.seed + 1), feature.direction, ALPHAS)
+    viz.save_image(viz.image_grid(strips.flatten(0, 1), nrow=len(ALPHAS), scale=2), args.out / "traversal.png")
     from safetensors.torch import save_file
 
     save_file({"direction": feature.direction.contiguous()}, str(args.out / "direction.safetensors"))
     (args.out / "direction.json").write_text(json.dumps({"feature": args.feature, "model": args.model, **feature.stats}, indent=2))
     for k, v in feature.stats.items():
         print(f"{k:34s} {v:.4g}" if isinstance(v, float) else f"{k:34s} {v}")
-    print(f"wrote traversal.png (rows: samples; columns: a = {alphas}), direction.safetensors, direction.json to {args.out}")
+    print(f"wrote traversal.png (rows: samples; columns: a = {[f'{a:g}' for a in ALPHAS]}), direction.safetensors, "
+          f"direction.json to {args.out}")
     return 0
 
 
 def cmd_unlearn(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
-    from .features import Selection
-    from .hub import load_pretrained, save_pretrained, unlearned_card
-    from .pipeline import compare
+    from .hub import load_pretrained
     from .unlearn import UnlearnConfig
 
     out = args.out.expanduser().resolve()
@@ -159,23 +135,15 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     model = load_pretrained(args.model, revision=args.revision, device=_device(args.device))
     feature = _feature(model, args.feature, n=args.n_collect, seed=args.seed, method=args.direction_method, rule=args.rule)
     overrides = {k: v for k, v in (("steps", args.steps), ("lr", args.lr), ("alpha", args.alpha)) if v is not None}
-    image_oracle = not isinstance(feature.oracle, Selection)  # a Selection scores only the images it was shown
-    if image_oracle:
-        cfg = UnlearnConfig(method=args.method, seed=args.seed, device=args.device, **overrides)
-    else:
-        cfg = UnlearnConfig.paper(seed=args.seed, device=args.device, **overrides)
-    unlearned, history = feature.unlearn(model, cfg)
-    n_eval = args.n_eval if image_oracle else 0
-    results = compare(model, unlearned, feature.oracle, n=n_eval, seed=args.seed + 1) if n_eval else None
-    card = unlearned_card(base_model=args.model, feature=args.feature, feature_stats=feature.stats,
-                          config=asdict(cfg), results=results, seconds=history.seconds)
-    save_pretrained(unlearned, out, card=card, overwrite=args.overwrite)
-    print(f"unlearned {args.feature} from {args.model} in {history.seconds:.1f} s; saved to {out}")
+    overrides.update(seed=args.seed, device=args.device)
+    cfg = UnlearnConfig(method=args.method, **overrides) if feature.image_oracle else feature.default_config(**overrides)
+    result = feature.unlearn(model, cfg, base_model=args.model)
+    n_eval = args.n_eval if feature.image_oracle else 0  # a Selection can't score the unlearned model's images
+    results = result.compare(n=n_eval, seed=args.seed + 1) if n_eval else None
+    result.save(out, overwrite=args.overwrite)
+    print(f"unlearned {feature.name} from {args.model} in {result.history.seconds:.1f} s; saved to {out}")
     if args.push_to:
-        from .hub import push_to_hub
-
-        token = args.token or os.environ.get("HF_TOKEN")
-        print(f"pushed to {push_to_hub(unlearned, args.push_to, token=token, card=card)}")
+        print(f"pushed to {result.push(args.push_to, args.token or os.environ.get('HF_TOKEN'))}")
     if results:
         print(f"feature share {results['share_before']:.2%} -> {results['share_after']:.2%} "
               f"(removed {results['removed']:.1%}) on {args.n_eval} samples; "
@@ -203,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     _add_feature_args(p)
     p.add_argument("--out", type=Path, required=True, help="folder for the unlearned model (never the original's)")
-    p.add_argument("--method", choices=["oracle", "paper"], default="oracle", help="oracle (default) or the paper's rule")
+    p.add_argument("--method", choices=METHODS, default=METHODS[0], help="oracle (default) or the paper's rule")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--alpha", type=float, default=None)

@@ -17,6 +17,8 @@ from .models.base import render
 
 DIRECTION_METHODS = ("mean_diff", "logistic")
 THRESHOLD_RULES = ("mean", "midpoint", "balanced")
+#: Where a traversal shows a sample by default: z + a * d for these a (0 = the sample itself).
+ALPHAS = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
 MIN_PER_CLASS = 2
 
 
@@ -64,11 +66,32 @@ def feature_direction(
 
 def _logistic_normal(z_pos: torch.Tensor, z_neg: torch.Tensor, weight_decay: float) -> torch.Tensor:
     x = torch.cat([z_pos, z_neg])
-    y = torch.cat([torch.ones(len(z_pos)), torch.zeros(len(z_neg))]).double()
-    weight = torch.where(y > 0, 0.5 / len(z_pos), 0.5 / len(z_neg)).double()  # balance the classes
-    w = (z_pos.mean(0) - z_neg.mean(0)).clone().requires_grad_(True)  # start from the paper's direction
+    y = torch.cat([torch.ones(len(z_pos)), torch.zeros(len(z_neg))])
+    w, _ = fit_logistic(x, y, weight_decay=weight_decay, init=z_pos.mean(0) - z_neg.mean(0))  # from the paper's d
+    return w
+
+
+def fit_logistic(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    weight_decay: float,
+    max_iter: int = 200,
+    init: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class-balanced, L2-regularised logistic regression by L-BFGS in float64.
+
+    ``x`` ``(N, D)``, ``y`` ``(N,)`` (0/1 or bool). Minimises mean BCE over the positives / 2 + mean BCE over
+    the negatives / 2 + ``weight_decay`` * |w|^2, from ``init`` (default zeros). Returns ``(w (D,), b (1,))``
+    in float64. The feature directions and the click probes both use it.
+    """
+    x, y = x.double(), torch.as_tensor(y).double()
+    n_pos, n_neg = int((y > 0).sum()), int((y <= 0).sum())
+    weight = torch.where(y > 0, 0.5 / n_pos, 0.5 / n_neg).double()  # balance the classes
+    start = init.double() if init is not None else torch.zeros(x.shape[1], dtype=torch.float64)
+    w = start.clone().requires_grad_(True)
     b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], max_iter=200, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS([w, b], max_iter=max_iter, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
@@ -78,7 +101,7 @@ def _logistic_normal(z_pos: torch.Tensor, z_neg: torch.Tensor, weight_decay: flo
         return loss
 
     opt.step(closure)
-    return w.detach()
+    return w.detach(), b.detach()
 
 
 def project(z: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
@@ -122,7 +145,7 @@ def traverse(
     model: torch.nn.Module,
     z: torch.Tensor,
     direction: torch.Tensor,
-    alphas: Sequence[float] = (-3, -2, -1, 0, 1, 2, 3),
+    alphas: Sequence[float] = ALPHAS,
 ) -> torch.Tensor:
     """Render z + a * d for each a: latents ``(N, D)`` -> images ``(N, len(alphas), C, H, W)``.
 

@@ -9,6 +9,8 @@ with the package, so every number here works offline.
 
 from __future__ import annotations
 
+import functools
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +18,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .features import Oracle, score_images
+from .models.base import render
+from .oracles import Oracle, bundled_classifier
 
 REFERENCE_FILE = Path(__file__).parent / "pretrained" / "reference_stats.safetensors"
 
 
-class ClassifierFeatures(nn.Module):
-    """torchmetrics feature extractor: images ``(N, C, H, W)`` in [0, 1] -> the classifier's features.
+class ClassifierEmbedding(nn.Module):
+    """torchmetrics' "feature extractor": images ``(N, C, H, W)`` in [0, 1] -> the classifier's embedding.
 
     ``output="features"`` gives the penultimate layer (for Frechet distances), ``"logits"`` the class
     logits (for the Inception-style score). Runs in float64 so that covariances are accurate.
@@ -46,17 +49,13 @@ class ClassifierFeatures(nn.Module):
 
 
 def _default_classifier(classifier: nn.Module | None) -> nn.Module:
-    if classifier is not None:
-        return classifier
-    from .hub import load_pretrained
-
-    return load_pretrained("mnist-classifier")
+    return classifier if classifier is not None else bundled_classifier()
 
 
 def _fid_metric(classifier: nn.Module | None):
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    feats = ClassifierFeatures(_default_classifier(classifier))
+    feats = ClassifierEmbedding(_default_classifier(classifier))
     return FrechetInceptionDistance(feature=feats, normalize=True, reset_real_features=False)
 
 
@@ -83,15 +82,21 @@ def reference_state(images: torch.Tensor, classifier: nn.Module | None = None) -
 
 def load_reference(name: str = "all") -> dict[str, torch.Tensor]:
     """Shipped statistics of real held-out digits: ``"all"``, or ``"not-thick"`` / ``"not-digit:K"``."""
-    from safetensors.torch import load_file
-
-    if not REFERENCE_FILE.exists():
-        raise FileNotFoundError(f"{REFERENCE_FILE} is missing; rebuild it with python -m benchmarks.train_bundled")
-    tensors = load_file(str(REFERENCE_FILE))
+    tensors = _reference_file(REFERENCE_FILE, REFERENCE_FILE.stat().st_mtime_ns if REFERENCE_FILE.exists() else 0)
     names = sorted({k.rsplit(".", 1)[0] for k in tensors})
     if name not in names:
         raise ValueError(f"no shipped reference {name!r}; shipped: {names}")
-    return {part: tensors[f"{name}.{part}"] for part in ("sum", "cov_sum", "n")}
+    return {part: tensors[f"{name}.{part}"].clone() for part in ("sum", "cov_sum", "n")}
+
+
+@functools.lru_cache(maxsize=2)
+def _reference_file(path: Path, mtime: int) -> dict[str, torch.Tensor]:
+    """The shipped statistics, read once per process (``mtime`` makes a rebuilt file count as new)."""
+    from safetensors.torch import load_file
+
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; rebuild it with python -m benchmarks.train_bundled")
+    return load_file(str(path))
 
 
 @torch.no_grad()
@@ -123,7 +128,7 @@ def classifier_score(images: torch.Tensor, *, classifier: nn.Module | None = Non
 
     with warnings.catch_warnings():  # its note that it keeps every feature in memory: 10 logits per image here
         warnings.filterwarnings("ignore", message=".*will save all extracted features", category=UserWarning)
-        metric = InceptionScore(feature=ClassifierFeatures(_default_classifier(classifier), "logits"), normalize=True,
+        metric = InceptionScore(feature=ClassifierEmbedding(_default_classifier(classifier), "logits"), normalize=True,
                                 splits=splits)
     _update(metric, images, real=None)
     mean, std = metric.compute()
@@ -156,8 +161,8 @@ def digit_stats(images: torch.Tensor, classifier: nn.Module | None = None, *, ba
 
 
 def feature_share(images: torch.Tensor, oracle: Oracle) -> float:
-    """Share of ``images`` that ``oracle`` labels as showing the feature."""
-    return float((score_images(oracle, images) >= oracle.threshold).float().mean()) if len(images) else 0.0
+    """Share of ``images`` that ``oracle`` labels as showing the feature (:meth:`Oracle.share`)."""
+    return oracle.share(images)
 
 
 @torch.no_grad()
@@ -179,8 +184,55 @@ def preservation(original: torch.Tensor, unlearned: torch.Tensor) -> dict[str, f
 def diversity(images: torch.Tensor, classifier: nn.Module | None = None, *, pairs: int = 2000, seed: int = 0) -> float:
     """Mean distance between the classifier features of random pairs of images (higher = more varied)."""
     clf = _default_classifier(classifier).eval()
-    feats = torch.cat([ClassifierFeatures(clf)(((x + 1) / 2).clamp(0, 1)) for x in images.split(1000)]).float()
+    feats = torch.cat([ClassifierEmbedding(clf)(((x + 1) / 2).clamp(0, 1)) for x in images.split(1000)]).float()
     g = torch.Generator().manual_seed(seed)
     i, j = torch.randint(len(feats), (2, pairs), generator=g)
     keep = i != j
     return float((feats[i[keep]] - feats[j[keep]]).norm(dim=1).mean())
+
+
+@torch.no_grad()
+def compare(
+    original: nn.Module,
+    unlearned: nn.Module,
+    oracle: Oracle,
+    *,
+    n: int = 10_000,
+    seed: int = 1,
+    reference: str | None = "auto",
+    classifier: nn.Module | None = None,
+) -> dict:
+    """Before/after numbers on the same ``n`` fresh latents.
+
+    ``share_before``/``share_after`` (the oracle's verdict), ``removed`` (1 - after/before),
+    ``fd_before`` (original vs all real digits), ``fd_after`` (unlearned vs real digits without the
+    feature, when a shipped reference for this oracle exists: ``oracle.reference``), ``fd_ratio`` and
+    ``preservation`` (SSIM and L1 on the latents whose original image does not show the feature).
+    ``reference=None`` skips the Frechet distances (for models that are not 28x28 digits).
+    """
+    start = time.perf_counter()
+    z = original.sample_latent(n, seed=seed, device="cpu")
+    before, after = render(original, z).cpu(), render(unlearned, z).cpu()
+    scores_before = oracle.score_all(before)
+    pos_before = scores_before >= oracle.threshold
+    pos_after = oracle.score_all(after) >= oracle.threshold
+    clear = scores_before < oracle.threshold - getattr(oracle, "default_margin", 0.0)
+    share_before, share_after = float(pos_before.float().mean()), float(pos_after.float().mean())
+    out = {
+        "n": n,
+        "share_before": share_before,
+        "share_after": share_after,
+        "removed": 1 - share_after / share_before if share_before > 0 else float("nan"),
+        "preservation": preservation(before[~pos_before], after[~pos_before]),
+        # the same on samples clearly without the feature (below the oracle's margin), which unlearning targets
+        # never move; the rest of the negatives are borderline and are pushed further from the feature
+        "preservation_clear": preservation(before[clear], after[clear]),
+    }
+    if reference is not None and before.shape[1:] == (1, 28, 28):
+        ref_after = (getattr(oracle, "reference", None) or "all") if reference == "auto" else reference
+        out["fd_before"] = frechet_distance(before, "all", classifier=classifier)
+        out["fd_after"] = frechet_distance(after, ref_after, classifier=classifier)
+        out["fd_after_reference"] = ref_after
+        out["fd_ratio"] = out["fd_after"] / out["fd_before"]
+    out["seconds"] = time.perf_counter() - start
+    return out

@@ -2,9 +2,11 @@
 
 A :class:`Workspace` is what one person has in progress: a generator, the pages of samples shown so
 far and which of them are marked as showing the feature (by clicks or by a preset oracle), the
-:class:`~feature_unlearning.pipeline.Feature` found from them, and the unlearned model with its report.
+:class:`~feature_unlearning.feature.Feature` found from them, and the
+:class:`~feature_unlearning.result.UnlearnResult` of the last run. Every change of that state is a
+method here (``toggle``, ``use_preset``, ``find_feature``, ``start_run``, ``cancel``, ``compare``, ...).
 The Gradio app keeps one per browser session (in ``gr.State``); a notebook can drive one the same way.
-:func:`unlearn_stream` runs :meth:`Feature.unlearn <feature_unlearning.pipeline.Feature.unlearn>` in a
+:func:`unlearn_stream` runs :meth:`Feature.unlearn <feature_unlearning.feature.Feature.unlearn>` in a
 thread and yields its progress, so a front end can draw a live loss curve and preview and stop it.
 Nothing here imports a UI library.
 """
@@ -12,11 +14,10 @@ Nothing here imports a UI library.
 from __future__ import annotations
 
 import queue
-import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,12 +25,13 @@ import torch
 from torch import nn
 
 from . import directions
-from .features import Oracle, get_oracle, score_images
+from .directions import ALPHAS
+from .feature import Feature
 from .models.base import render
-from .pipeline import Feature, compare
+from .oracles import Oracle, get_oracle
+from .result import UnlearnResult
 from .unlearn import History, UnlearnConfig
 
-ALPHAS = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
 LOSS_KEYS = ("loss", "recon", "unlearn", "percep")
 
 
@@ -72,9 +74,7 @@ class Workspace:
     feature: Feature | None = None
     preview_z: torch.Tensor | None = None  # latents shown while unlearning and when comparing
     preview_marked: list[int] = field(default_factory=list)  # which of them showed the feature
-    unlearned: nn.Module | None = None
-    history: History | None = None
-    report: dict | None = None
+    result: UnlearnResult | None = None  # the last run's, set by start_run
     stop: threading.Event = field(default_factory=threading.Event, repr=False)  # set to stop a running unlearning
     export_dir: Path | None = field(default=None, repr=False)  # where export() writes, made on first use
 
@@ -107,7 +107,7 @@ class Workspace:
         self.images = images if self.images is None else torch.cat([self.images, images])
         if self.oracle is not None:
             start = page * self.page_size
-            labels = score_images(self.oracle, images) >= self.oracle.threshold
+            labels = self.oracle.labels(images)
             self.marked |= {start + int(i) for i in labels.nonzero().flatten()}
         return page
 
@@ -153,10 +153,10 @@ class Workspace:
 
     def use_preset(self, name: str, *, classifier: nn.Module | None = None) -> int:
         """Label every shown sample with the oracle ``name`` (``"thick"``, ``"digit:K"``; see
-        :func:`~feature_unlearning.features.get_oracle`); returns how many show the feature."""
+        :func:`~feature_unlearning.oracles.get_oracle`); returns how many show the feature."""
         self._digits_only("presets")
         oracle = get_oracle(name, classifier=classifier)
-        labels = score_images(oracle, self.images) >= oracle.threshold
+        labels = oracle.labels(self.images)
         self.preset, self.oracle = name, oracle
         self.marked = {int(i) for i in labels.nonzero().flatten()}
         self._forget_feature()
@@ -238,49 +238,68 @@ class Workspace:
         return render(model if model is not None else self.model, self.preview_z).cpu()
 
     def config(self, **overrides) -> UnlearnConfig:
-        """:class:`UnlearnConfig` with the library's defaults, ``overrides`` applied (``ValueError`` when invalid)."""
-        return UnlearnConfig(**{k: v for k, v in overrides.items() if v is not None})
+        """:class:`UnlearnConfig` with the library's defaults and the GPU when there is one, ``overrides``
+        applied (``ValueError`` when invalid)."""
+        from .utils import default_device
 
-    def set_result(self, model: nn.Module, history: History) -> None:
-        self.unlearned, self.history, self.report = model, history, None
+        return UnlearnConfig(**{"device": default_device(), **{k: v for k, v in overrides.items() if v is not None}})
+
+    def start_run(
+        self, config: UnlearnConfig, *, runner: Callable[..., Iterator[UnlearnProgress]] | None = None
+    ) -> Iterator[UnlearnProgress]:
+        """Unlearn the feature from a copy of the model, yielding progress; the last report is ``done`` and
+        the run's :class:`~feature_unlearning.result.UnlearnResult` is then :attr:`result`.
+
+        :meth:`cancel` stops it at the next logged step, keeping the model so far. ``runner`` replaces
+        :func:`unlearn_stream` by a function with its arguments ``(feature, model, config, preview_z=)`` that
+        runs elsewhere (a ZeroGPU worker process): the stop event can't reach it, so a cancel closes its
+        stream instead, and the last report is ``abandoned`` (no model).
+        """
+        feature = self._need_feature()
+        self.stop.clear()
+        self.result = None
+        if runner is None:
+            stream = unlearn_stream(feature, self.model, config, preview_z=self.preview_z, stop=self.stop)
+        else:
+            stream = runner(feature, self.model, config, preview_z=self.preview_z)
+        for report in stream:
+            if runner is not None and self.stop.is_set() and not report.done:
+                stream.close()
+                yield UnlearnProgress(report.step, report.steps, report.elapsed, report.curves, report.preview,
+                                      abandoned=True)
+                return
+            if report.done:
+                self.result = UnlearnResult(self.model, report.model, report.history, feature,
+                                            base_model=self.model_name)
+            yield report
+
+    def cancel(self) -> None:
+        """Stop a running :meth:`start_run` at its next logged step."""
+        self.stop.set()
+
+    def _need_result(self) -> UnlearnResult:
+        self._need_feature()
+        if self.result is None:
+            raise ValueError("nothing unlearned yet: run the unlearning first")
+        return self.result
 
     def compare(self, *, n: int = 2000, seed: int = 1) -> dict:
-        """:func:`~feature_unlearning.pipeline.compare` of the original and the unlearned model on ``n`` latents."""
-        feature = self._need_feature()
-        if self.unlearned is None:
-            raise ValueError("nothing unlearned yet: run the unlearning first")
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        self.report = compare(self.model, self.unlearned, feature.oracle, n=n, seed=seed)
-        return self.report
-
-    def card(self) -> str:
-        """The model card of the unlearned model (:func:`~feature_unlearning.hub.unlearned_card`)."""
-        from .hub import unlearned_card
-
-        feature = self._need_feature()
-        if self.unlearned is None or self.history is None:
-            raise ValueError("nothing unlearned yet: run the unlearning first")
-        return unlearned_card(
-            base_model=self.model_name,
-            feature=feature.oracle.name,
-            feature_stats=feature.stats,
-            config=self.history.config,
-            results=self.report,
-            seconds=self.history.seconds,
-        )
+        """:meth:`UnlearnResult.compare <feature_unlearning.result.UnlearnResult.compare>` on ``n`` latents."""
+        return self._need_result().compare(n=n, seed=seed)
 
     def export(self, folder: str | Path | None = None) -> Path:
         """Zip the unlearned model (safetensors, config.json, card) into ``folder`` (default: this workspace's
         temporary folder, removed by :meth:`close`); returns the zip's path."""
-        from .hub import export_zip
-
-        card = self.card()
+        result = self._need_result()
         if folder is None:
             if self.export_dir is None:
                 self.export_dir = Path(tempfile.mkdtemp(prefix="feature-unlearning-"))
             folder = self.export_dir
-        return export_zip(self.unlearned, Path(folder) / f"{self.export_name()}.zip", card=card)
+        return result.export_zip(folder)
+
+    def push(self, repo_id: str, token: str, *, private: bool = False) -> str:
+        """Upload the unlearned model with its card to the Hub repo ``repo_id``; returns the repo URL."""
+        return self._need_result().push(repo_id, token, private=private)
 
     def close(self) -> None:
         """Stop a running unlearning and remove the files :meth:`export` wrote to its temporary folder."""
@@ -288,26 +307,6 @@ class Workspace:
         if self.export_dir is not None:
             shutil.rmtree(self.export_dir, ignore_errors=True)
             self.export_dir = None
-
-    def export_name(self) -> str:
-        """A file-system-safe name such as ``mnist-dcgan-without-thick``."""
-        feature = self.feature.oracle.name if self.feature is not None else "feature"
-        base = Path(self.model_name.rstrip("/")).name or "model"
-        return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{base}-without-{feature}").strip("-")
-
-    def push(self, repo_id: str, token: str, *, private: bool = False) -> str:
-        """Upload the unlearned model with its card to the Hub repo ``repo_id``; returns the repo URL."""
-        from .hub import _REPO_ID, push_to_hub
-
-        card = self.card()
-        repo_id = (repo_id or "").strip()
-        if not _REPO_ID.match(repo_id):
-            raise ValueError(f"{repo_id!r} is not a Hub repo id; write it as your-name/model-name")
-        if not (token or "").strip():
-            raise ValueError(
-                "pushing needs a Hugging Face token with write access (https://huggingface.co/settings/tokens)"
-            )
-        return push_to_hub(self.unlearned, repo_id, token=token.strip(), card=card, private=private)
 
 
 # ----------------------------------------------------------------------------- streamed unlearning
@@ -317,7 +316,8 @@ class Workspace:
 class UnlearnProgress:
     """One report of :func:`unlearn_stream`: the step reached, the losses so far and a preview.
 
-    The last report has ``done=True`` and carries the unlearned ``model`` and its ``history``.
+    The last report has ``done=True`` and carries the unlearned ``model`` and its ``history``; or, when a
+    remote run was cancelled (see :meth:`Workspace.start_run`), ``abandoned=True`` and no model.
     """
 
     step: int
@@ -328,6 +328,7 @@ class UnlearnProgress:
     done: bool = False
     model: nn.Module | None = None
     history: History | None = None
+    abandoned: bool = False
 
     @property
     def stopped_early(self) -> bool:
@@ -366,7 +367,7 @@ def unlearn_stream(
     def work() -> None:
         try:
             result = feature.unlearn(model, cfg, callback=callback, progress_bar=False)
-            reports.put(result)
+            reports.put((result.unlearned, result.history))
         except BaseException as err:  # noqa: BLE001 - handed to the consumer, which raises it
             reports.put(err)
 

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from .directions import project, translate
-from .features import Oracle
+from .oracles import Oracle
 
 METHODS = ("oracle", "paper")
 # Scale weights of MS-SSIM (Wang et al., 2003), the first three of five, renormalised.
@@ -67,7 +67,7 @@ class UnlearnConfig:
     replay_size: int = 1024  # latents remembered for replay (the most recent failures)
     # --- run ---
     seed: int = 0
-    device: str | None = None  # None: CUDA when present, else the model's device
+    device: str | None = None  # None: the model's device
     mixed_precision: bool = False  # bfloat16 autocast, CUDA only
     log_every: int = 10
 
@@ -110,6 +110,15 @@ class History:
 
     def asdict(self) -> dict:
         return asdict(self)
+
+    def log(self, step: int, parts: dict[str, float], positive: torch.Tensor, resolved: torch.Tensor) -> None:
+        """Record one logged step: the loss parts, the positive share and the unresolved positives."""
+        self.step.append(step)
+        for key in ("loss", "recon", "unlearn", "percep"):
+            getattr(self, key).append(parts[key])
+        self.positive_share.append(positive.float().mean().item())
+        n_pos = int(positive.sum())
+        self.unresolved.append(float((positive & ~resolved).sum()) / n_pos if n_pos else 0.0)
 
 
 # ----------------------------------------------------------------------------------- loss terms (pure)
@@ -255,12 +264,106 @@ def find_targets(
 # ------------------------------------------------------------------------------------------ the loop
 
 
-def _device(config: UnlearnConfig, model: nn.Module) -> torch.device:
-    if config.device is not None:
-        return torch.device(config.device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    return next(model.parameters()).device
+def oversample_cut(direction: torch.Tensor, positives: torch.Tensor, quantile: float) -> float:
+    """The projection above which the oversampled share of a batch is drawn: the ``quantile`` of the
+    projections of the collected ``positives`` ``(P, latent_dim)`` on ``direction``."""
+    if len(positives) == 0:
+        raise ValueError("no positive latents to place the oversampling cut: collect samples that show the feature")
+    return float(torch.quantile(project(positives.float().cpu(), direction.cpu()), quantile))
+
+
+def draw_latents(
+    cfg: UnlearnConfig,
+    latent_dim: int,
+    direction: torch.Tensor,
+    cut: float | None,
+    failures: torch.Tensor,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """One batch of latents ``(batch_size, latent_dim)`` on the CPU: the prior (``"paper"``), or the prior with
+    a share conditioned on a high projection and a share replayed near past ``failures`` (``"oracle"``)."""
+    if cfg.method == "paper":
+        return torch.randn(cfg.batch_size, latent_dim, generator=generator)
+    z = sample_batch(cfg.batch_size, latent_dim, direction, oversample=cfg.oversample, cut=cut, generator=generator)
+    k = min(int(round(cfg.replay * cfg.batch_size)), len(failures))
+    if k:  # hard examples: the regions of latent space the student has not unlearned yet
+        pick = torch.randint(len(failures), (k,), generator=generator)
+        z[-k:] = failures[pick] + cfg.replay_jitter * torch.randn(k, latent_dim, generator=generator)
+    return z
+
+
+@torch.no_grad()
+def make_targets(
+    teacher: nn.Module,
+    z: torch.Tensor,
+    direction: torch.Tensor,
+    threshold: float,
+    cfg: UnlearnConfig,
+    oracle: Oracle | None,
+    margin: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What the student should draw for latents ``z``: ``(teach, target, positive, resolved)``.
+
+    ``teach`` = f(z) and ``target`` = f(z_hat) are ``(N, C, H, W)``; ``target`` equals ``teach`` on the
+    negatives. ``positive`` says which latents are unlearned (linear rule or oracle, see ``cfg.method``),
+    ``resolved`` which positives found a target clearly free of the feature.
+    """
+    teach = teacher(z).float()
+    target = teach.clone()
+    if cfg.method == "paper":
+        positive = project(z, direction) >= threshold
+        if positive.any():
+            target[positive] = teacher(translate(z[positive], direction, threshold)).float()
+        return teach, target, positive, positive
+    positive = oracle.scores(teach).to(z.device) >= oracle.threshold - margin
+    resolved = positive.clone()
+    if positive.any():
+        _, target[positive], resolved[positive] = find_targets(
+            teacher, oracle, z[positive], direction, threshold, margin=margin, offsets=cfg.search_offsets
+        )
+    return teach, target, positive, resolved
+
+
+def training_step(
+    student: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    z: torch.Tensor,
+    teach: torch.Tensor,
+    target: torch.Tensor,
+    positive: torch.Tensor,
+    cfg: UnlearnConfig,
+    oracle: Oracle | None,
+    margin: float,
+    autocast,
+) -> tuple[dict[str, float], torch.Tensor]:
+    """One optimiser step of the student on one batch. Returns the loss parts and the latents whose student
+    image still shows the feature (for replay; empty unless the hinge is on)."""
+    with autocast:
+        out = student(z).float()
+    loss, parts = unlearning_loss(
+        out,
+        teach,
+        target,
+        positive,
+        alpha=cfg.alpha,
+        percep_weight=cfg.percep_weight,
+        recon_percep_weight=cfg.recon_percep_weight,
+        ms_ssim_kernel=cfg.ms_ssim_kernel,
+        ms_ssim_sigma=cfg.ms_ssim_sigma,
+    )
+    failed = z[:0]
+    if cfg.method == "oracle" and cfg.oracle_weight > 0 and positive.any():
+        # where the student still draws the feature, push its own image below the margin; the L1/MS-SSIM
+        # anchor to a real feature-free image of the teacher keeps this from drifting off the image manifold
+        hinge = oracle_hinge(oracle, out[positive], margin)
+        loss = loss + cfg.alpha * cfg.oracle_weight * hinge.sum() / len(z)  # part of the alpha bracket
+        parts["oracle"] = hinge.mean().item()
+        parts["loss"] = loss.item()
+        failed = z[positive][hinge.detach() > 0]
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return parts, failed
 
 
 def unlearn(
@@ -270,7 +373,7 @@ def unlearn(
     config: UnlearnConfig | None = None,
     *,
     oracle: Oracle | None = None,
-    oversample_cut: float | None = None,
+    positives: torch.Tensor | None = None,
     callback: Callable[[int, dict], bool | None] | None = None,
     progress_bar: bool | None = None,
 ) -> tuple[nn.Module, History]:
@@ -278,32 +381,44 @@ def unlearn(
 
     ``direction`` is the unit feature direction ``(latent_dim,)`` and ``threshold`` the projection t
     (see :mod:`feature_unlearning.directions`). The ``"oracle"`` method needs the ``oracle`` that
-    defined the feature (a :class:`~feature_unlearning.features.Selection` must first become a probe:
-    ``selection.fit_probe(images)``). ``oversample_cut`` is the projection above which the oversampled
-    half of each batch is drawn (default: ``threshold`` minus one latent std).
+    defined the feature (a :class:`~feature_unlearning.oracles.Selection` must first become a probe:
+    ``selection.fit_probe(images)``) and, to place the oversampled share of each batch, the collected
+    ``positives`` ``(P, latent_dim)``: the latents whose samples showed the feature. Most callers pass a
+    :class:`~feature_unlearning.feature.Feature` instead: ``feature.unlearn(model, config)``.
 
+    Runs on ``config.device`` (default: ``model``'s device) with its own random generator seeded by
+    ``config.seed``; the global random state, ``model`` and ``oracle`` are left as they were.
     ``callback(step, info)`` is called every ``log_every`` steps with the losses, the elapsed seconds
     and the current ``model``; returning ``False`` stops training early (the model so far is returned).
     Returns ``(unlearned_model, history)``; the unlearned model is in eval mode on ``model``'s device.
     """
-    from .features import Selection
-    from .utils import progress, seed_everything
+    from .oracles import Selection
+    from .utils import progress
 
     cfg = config or UnlearnConfig()
+    if direction.ndim != 1 or direction.numel() != model.latent_dim:
+        raise ValueError(f"direction must have shape ({model.latent_dim},), got {tuple(direction.shape)}")
+    if not torch.isfinite(direction).all() or direction.norm() < 1e-6:
+        raise ValueError("direction must be a finite, non-zero vector")
+    cut = None
     if cfg.method == "oracle":
         if oracle is None:
             raise ValueError("method='oracle' needs the oracle that defines the feature (or use UnlearnConfig.paper())")
         if isinstance(oracle, Selection):
             raise ValueError("a Selection only labels the images it was made on; pass selection.fit_probe(images)")
-    if direction.ndim != 1 or direction.numel() != model.latent_dim:
-        raise ValueError(f"direction must have shape ({model.latent_dim},), got {tuple(direction.shape)}")
-    if not torch.isfinite(direction).all() or direction.norm() < 1e-6:
-        raise ValueError("direction must be a finite, non-zero vector")
+        if cfg.oversample > 0:
+            if positives is None:
+                raise ValueError(
+                    "method='oracle' draws part of each batch above the positives' projections: pass "
+                    "positives= (the latents whose samples show the feature), or call feature.unlearn(model)"
+                )
+            cut = oversample_cut(direction, positives, cfg.oversample_quantile)
 
+    direction = (direction / direction.norm()).float()
     home = next(model.parameters()).device
-    device = _device(cfg, model)
-    gen = seed_everything(cfg.seed)
-    direction = (direction / direction.norm()).float().to(device)
+    device = torch.device(cfg.device) if cfg.device is not None else home
+    gen = torch.Generator().manual_seed(cfg.seed)  # its own stream: the global random state is left alone
+    direction = direction.to(device)
     teacher = copy.deepcopy(model).to(device).eval().requires_grad_(False)
     student = copy.deepcopy(model).to(device).eval()  # eval: BatchNorm keeps the teacher's statistics
     student.requires_grad_(False)
@@ -312,74 +427,24 @@ def unlearn(
         p.requires_grad_(True)
     opt = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas)
     if oracle is not None:
-        oracle.to(device)
+        oracle = oracle.to(device)  # a copy when it has to move: the caller's oracle stays where it is
     margin = cfg.margin if cfg.margin is not None else getattr(oracle, "default_margin", 0.0)
-    cut = float(threshold) - 1.0 if oversample_cut is None else float(oversample_cut)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.mixed_precision and device.type == "cuda")
 
     history = History(config=asdict(cfg))
     failures = torch.empty(0, model.latent_dim)  # latents whose student image still showed the feature
     start = time.perf_counter()
-    for step in progress(range(1, cfg.steps + 1), desc=f"unlearn ({cfg.method})", disable=None if progress_bar is None else not progress_bar):
-        if cfg.method == "paper":
-            z = torch.randn(cfg.batch_size, model.latent_dim, generator=gen).to(device)
-        else:
-            z = sample_batch(
-                cfg.batch_size, model.latent_dim, direction, oversample=cfg.oversample, cut=cut, generator=gen
-            )
-            k = min(int(round(cfg.replay * cfg.batch_size)), len(failures))
-            if k:  # hard examples: the regions of latent space the student has not unlearned yet
-                pick = torch.randint(len(failures), (k,), generator=gen)
-                z[-k:] = failures[pick] + cfg.replay_jitter * torch.randn(k, model.latent_dim, generator=gen)
-            z = z.to(device)
-        with torch.no_grad(), autocast:
-            teach = teacher(z).float()
-            target = teach.clone()
-            if cfg.method == "paper":
-                positive = project(z, direction) >= threshold
-                resolved = positive
-                if positive.any():
-                    target[positive] = teacher(translate(z[positive], direction, threshold)).float()
-            else:
-                positive = oracle.scores(teach).to(device) >= oracle.threshold - margin
-                resolved = positive.clone()
-                if positive.any():
-                    _, target[positive], resolved[positive] = find_targets(
-                        teacher, oracle, z[positive], direction, threshold, margin=margin, offsets=cfg.search_offsets
-                    )
+    bar = progress(range(1, cfg.steps + 1), desc=f"unlearn ({cfg.method})",
+                   disable=None if progress_bar is None else not progress_bar)
+    for step in bar:
+        z = draw_latents(cfg, model.latent_dim, direction, cut, failures, gen).to(device)
         with autocast:
-            out = student(z).float()
-        loss, parts = unlearning_loss(
-            out,
-            teach,
-            target,
-            positive,
-            alpha=cfg.alpha,
-            percep_weight=cfg.percep_weight,
-            recon_percep_weight=cfg.recon_percep_weight,
-            ms_ssim_kernel=cfg.ms_ssim_kernel,
-            ms_ssim_sigma=cfg.ms_ssim_sigma,
-        )
-        if cfg.method == "oracle" and cfg.oracle_weight > 0 and positive.any():
-            # where the student still draws the feature, push its own image below the margin; the L1/MS-SSIM
-            # anchor to a real feature-free image of the teacher keeps this from drifting off the image manifold
-            hinge = oracle_hinge(oracle, out[positive], margin)
-            loss = loss + cfg.alpha * cfg.oracle_weight * hinge.sum() / len(z)  # part of the alpha bracket
-            parts["oracle"] = hinge.mean().item()
-            parts["loss"] = loss.item()
-            if cfg.replay > 0:
-                failed = z[positive][hinge.detach() > 0].cpu()
-                failures = torch.cat([failures, failed])[-cfg.replay_size :]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+            teach, target, positive, resolved = make_targets(teacher, z, direction, threshold, cfg, oracle, margin)
+        parts, failed = training_step(student, opt, z, teach, target, positive, cfg, oracle, margin, autocast)
+        if cfg.replay > 0 and len(failed):
+            failures = torch.cat([failures, failed.cpu()])[-cfg.replay_size :]
         if step % cfg.log_every == 0 or step == cfg.steps:
-            history.step.append(step)
-            for key in ("loss", "recon", "unlearn", "percep"):
-                getattr(history, key).append(parts[key])
-            history.positive_share.append(positive.float().mean().item())
-            n_pos = int(positive.sum())
-            history.unresolved.append(float((positive & ~resolved).sum()) / n_pos if n_pos else 0.0)
+            history.log(step, parts, positive, resolved)
             if callback is not None:
                 info = {**parts, "elapsed": time.perf_counter() - start, "model": student, "steps": cfg.steps}
                 if callback(step, info) is False:

@@ -22,6 +22,12 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def default_device() -> str:
+    """``"cuda"`` when a GPU is there, else ``"cpu"``: what the front ends (CLI, app) run on by default.
+    The library itself never picks a device: it runs where the caller's model is."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def progress(iterable: Iterable[T], *, desc: str, total: int | None = None, disable: bool | None = None) -> Iterable[T]:
     """A tqdm progress bar, off when ``FEATURE_UNLEARNING_PROGRESS=0`` or ``disable=True``."""
     if disable is None:

@@ -1,4 +1,6 @@
 import os
+import threading
+import time
 
 import pytest
 import torch
@@ -44,3 +46,17 @@ def tiny_vae():
 
     torch.manual_seed(0)
     return ConvVAE(latent_dim=4, base_channels=4, hidden_dim=16).eval()
+
+
+@pytest.fixture
+def wait_for_training_to_end():
+    """Call it with a reason: fails unless the unlearning thread ("feature-unlearning") ends within 15 s."""
+
+    def wait(reason: str) -> None:
+        for _ in range(300):
+            if not any(t.name == "feature-unlearning" for t in threading.enumerate()):
+                return
+            time.sleep(0.05)
+        pytest.fail(f"the training thread kept running after {reason}")
+
+    return wait

@@ -8,7 +8,7 @@ import torch
 from feature_unlearning.attack import latent_attack, prior_radius
 from feature_unlearning.baselines import LatentFilter, filter_training_data, negatives_only
 from feature_unlearning.directions import project
-from feature_unlearning.features import Oracle, StrokeThickness
+from feature_unlearning.oracles import DigitClass, Oracle, StrokeThickness
 from feature_unlearning.unlearn import UnlearnConfig
 
 
@@ -53,17 +53,22 @@ def test_latent_filter_translates_and_shares_the_weights(tiny_dcgan):
     assert filt.model is tiny_dcgan
 
 
-def test_filter_training_data():
+def test_filter_training_data(classifier):
     images = torch.rand(10, 1, 28, 28) * 2 - 1
     labels = torch.arange(10)
-    assert len(filter_training_data(images, labels, "digit:8", StrokeThickness(threshold=1.0))) == 9
-    thick = StrokeThickness(threshold=0.0)  # everything is thick
-    assert len(filter_training_data(images, labels, "thick", thick)) == 0
+    assert len(filter_training_data(images, labels, DigitClass(8, classifier))) == 9  # the true labels count
+    assert len(filter_training_data(images, labels, StrokeThickness(threshold=0.0))) == 0  # everything is thick
+    assert len(filter_training_data(images, labels, StrokeThickness(threshold=100.0))) == 10
 
 
 def test_negatives_only_never_pushes_positives(tiny_dcgan):
+    """Positives are in every batch and differ from their targets, yet they add nothing to the loss."""
+    from feature_unlearning.feature import Feature
+
     oracle = MeanBrightness(threshold=0.0)
-    d = torch.nn.functional.normalize(torch.randn(tiny_dcgan.latent_dim), dim=0)
-    new, hist = negatives_only(tiny_dcgan, d, 0.0, oracle, UnlearnConfig(steps=3, batch_size=8))
+    oracle.threshold = float(oracle.scores(tiny_dcgan.generate(512, seed=0)).median())  # half are "bright"
+    feature = Feature.from_oracle(tiny_dcgan, oracle, n=200, seed=0)
+    hist = negatives_only(tiny_dcgan, feature, UnlearnConfig(steps=4, batch_size=16, log_every=1)).history
     assert hist.config["alpha"] == 0.0 and hist.config["oracle_weight"] == 0.0 and hist.config["replay"] == 0.0
-    assert all(u == 0.0 for u in hist.unlearn)
+    assert min(hist.positive_share) > 0 and min(hist.unlearn) > 0  # positives were there, away from their targets
+    assert hist.loss == hist.recon  # ... and only the negatives' reconstruction term was trained

@@ -9,7 +9,7 @@ import torch
 
 import feature_unlearning as fu
 from feature_unlearning.cli import main
-from feature_unlearning.features import StrokeThickness
+from feature_unlearning.oracles import StrokeThickness
 
 
 def test_models_lists_the_registry(capsys):

@@ -17,7 +17,7 @@ from torch import nn
 import feature_unlearning as fu
 from feature_unlearning import convert as cv
 from feature_unlearning.directions import feature_direction, threshold
-from feature_unlearning.features import Oracle, collect
+from feature_unlearning.oracles import Oracle, collect
 from feature_unlearning.hub import REGISTRY
 from feature_unlearning.hub import extractor_for as hub_extractor_for
 from feature_unlearning.models import (

@@ -6,11 +6,15 @@ import pytest
 import torch
 
 from feature_unlearning.directions import feature_direction, threshold
-from feature_unlearning.features import DigitClass, StrokeThickness, collect
+from feature_unlearning.oracles import DigitClass, StrokeThickness, collect
 from feature_unlearning.unlearn import (
     UnlearnConfig,
+    draw_latents,
     find_targets,
+    make_targets,
+    oversample_cut,
     sample_batch,
+    training_step,
     unlearn,
     unlearning_loss,
 )
@@ -66,11 +70,11 @@ def thick_setup():
     oracle = StrokeThickness()
     col = collect(model, oracle, 3000, seed=0)
     d = feature_direction(col.z_pos, col.z_neg)
-    return model, oracle, d, threshold(col.z_pos, col.z_neg, d)
+    return model, oracle, d, threshold(col.z_pos, col.z_neg, d), col.z_pos
 
 
 def test_targets_found_are_free_of_the_feature(thick_setup):
-    model, oracle, d, t = thick_setup
+    model, oracle, d, t, _ = thick_setup
     col = collect(model, oracle, 500, seed=5)
     z_hat, images, resolved = find_targets(model, oracle, col.z_pos, d, t, margin=0.1, offsets=(0.0, 1.0, 2.0, 4.0))
     assert resolved.float().mean() > 0.9
@@ -82,11 +86,12 @@ def test_targets_found_are_free_of_the_feature(thick_setup):
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["oracle", "paper"])
 def test_short_run_lowers_the_feature_and_leaves_the_original_alone(thick_setup, method):
-    model, oracle, d, t = thick_setup
+    model, oracle, d, t, positives = thick_setup
     before_state = copy.deepcopy(model.state_dict())
     cfg = UnlearnConfig(method=method, steps=60, seed=0)
     seen = []
-    new, hist = unlearn(model, d, t, cfg, oracle=oracle, callback=lambda step, info: seen.append(step))
+    new, hist = unlearn(model, d, t, cfg, oracle=oracle, positives=positives,
+                        callback=lambda step, info: seen.append(step))
     for k, v in model.state_dict().items():
         assert torch.equal(v, before_state[k]), f"the original model changed: {k}"
     assert new is not model and not new.training
@@ -111,9 +116,67 @@ def test_vae_encoder_is_left_alone(tiny_vae):
     assert any(not torch.equal(a, b) for a, b in zip(tiny_vae.decoder.parameters(), new.decoder.parameters()))
 
 
-def test_oracle_method_needs_an_oracle(tiny_dcgan):
+def test_oracle_method_needs_an_oracle_and_the_positives(tiny_dcgan):
     d = torch.nn.functional.normalize(torch.randn(tiny_dcgan.latent_dim), dim=0)
     with pytest.raises(ValueError, match="needs the oracle"):
         unlearn(tiny_dcgan, d, 0.0, UnlearnConfig(steps=1))
+    with pytest.raises(ValueError, match="pass positives="):
+        unlearn(tiny_dcgan, d, 0.0, UnlearnConfig(steps=1), oracle=StrokeThickness(threshold=3.0))
     with pytest.raises(ValueError, match="direction must have shape"):
         unlearn(tiny_dcgan, torch.ones(3), 0.0, UnlearnConfig.paper(steps=1))
+
+
+def test_the_oversampling_cut_is_a_quantile_of_the_positives_projections():
+    d = torch.tensor([1.0, 0.0])
+    positives = torch.stack([torch.arange(100.0), torch.zeros(100)], dim=1)
+    assert oversample_cut(d, positives, 0.05) == pytest.approx(float(torch.quantile(torch.arange(100.0), 0.05)))
+    with pytest.raises(ValueError, match="no positive latents"):
+        oversample_cut(d, positives[:0], 0.05)
+
+
+def test_direct_call_runs_the_same_algorithm_as_the_feature(tiny_dcgan):
+    """unlearn(..., positives=) and Feature.unlearn place the oversampling cut alike: the same weights."""
+    from feature_unlearning.feature import Feature
+
+    oracle = StrokeThickness(threshold=0.0)
+    col = collect(tiny_dcgan, oracle, 64, seed=0)
+    col.labels = torch.arange(64) % 4 == 0  # any split works for the direction
+    feature = Feature.from_collection(oracle, col)
+    cfg = UnlearnConfig(steps=3, batch_size=8)
+    direct, _ = unlearn(tiny_dcgan, feature.direction, feature.threshold, cfg, oracle=oracle, positives=col.z_pos)
+    via_feature = feature.unlearn(tiny_dcgan, cfg).unlearned
+    for a, b in zip(direct.parameters(), via_feature.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_unlearn_leaves_the_global_random_state_and_the_oracle_alone(tiny_dcgan, classifier):
+    d = torch.nn.functional.normalize(torch.randn(tiny_dcgan.latent_dim), dim=0)
+    oracle = DigitClass(3, classifier)
+    positives = torch.randn(10, tiny_dcgan.latent_dim)
+    state = torch.random.get_rng_state()
+    new, _ = unlearn(tiny_dcgan, d, 0.0, UnlearnConfig(steps=2, batch_size=8, seed=5), oracle=oracle,
+                     positives=positives)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert oracle.classifier is classifier and next(classifier.parameters()).device.type == "cpu"
+    assert next(new.parameters()).device == next(tiny_dcgan.parameters()).device
+    again, _ = unlearn(tiny_dcgan, d, 0.0, UnlearnConfig(steps=2, batch_size=8, seed=5), oracle=oracle,
+                       positives=positives)
+    for a, b in zip(new.parameters(), again.parameters()):  # the same seed gives the same model
+        assert torch.equal(a, b)
+
+
+def test_sampling_targets_and_step_work_alone(tiny_dcgan):
+    d = torch.nn.functional.normalize(torch.ones(tiny_dcgan.latent_dim), dim=0)
+    cfg = UnlearnConfig(method="paper", batch_size=16, lr=1e-3)
+    z = draw_latents(cfg, tiny_dcgan.latent_dim, d, None, torch.empty(0, tiny_dcgan.latent_dim),
+                     torch.Generator().manual_seed(0))
+    torch.testing.assert_close(z, torch.randn(16, tiny_dcgan.latent_dim, generator=torch.Generator().manual_seed(0)))
+    teacher = copy.deepcopy(tiny_dcgan).requires_grad_(False)
+    teach, target, positive, resolved = make_targets(teacher, z, d, 0.0, cfg, None, 0.0)
+    assert torch.equal(positive, z @ d >= 0) and torch.equal(resolved, positive)
+    assert torch.equal(target[~positive], teach[~positive]) and not torch.equal(target[positive], teach[positive])
+    student = copy.deepcopy(tiny_dcgan)
+    opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)
+    losses = [training_step(student, opt, z, teach, target, positive, cfg, None, 0.0, torch.autocast("cpu", enabled=False))[0]["loss"]
+              for _ in range(10)]
+    assert losses[-1] < losses[0]  # the step optimises the paper's loss on a fixed batch

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from feature_unlearning.features import (
+from feature_unlearning.oracles import (
     Collection,
     DigitClass,
     LinearProbe,
@@ -94,3 +94,45 @@ def test_get_oracle_names():
     assert get_oracle("digit:3").digit == 3
     with pytest.raises(ValueError, match="unknown feature"):
         get_oracle("bangs")
+
+
+@pytest.mark.parametrize("spec", ["thick", "thick:0.8", "digit:3"])
+def test_an_oracles_name_is_the_short_name_it_was_made_from(spec):
+    oracle = get_oracle(spec)
+    assert oracle.name == spec
+    assert get_oracle(oracle.name).threshold == oracle.threshold
+
+
+def test_the_reference_statistics_match_the_oracle():
+    assert get_oracle("thick").reference == "not-thick" and get_oracle("digit:3").reference == "not-digit:3"
+    assert get_oracle("thick:0.8").reference is None  # shipped statistics exist for the default cut only
+    assert StrokeThickness(threshold=3.0).reference is None and StrokeThickness(threshold=3.0).name != "thick"
+
+
+def test_score_all_batches_like_scores_and_labels_share_agree():
+    oracle = StrokeThickness()
+    x = torch.cat([_bar(w) for w in (1, 2, 3, 4, 5, 6, 7)])
+    torch.testing.assert_close(oracle.score_all(x, batch_size=3), oracle.scores(x))
+    assert oracle.labels(x).tolist() == (oracle.scores(x) >= oracle.threshold).tolist()
+    assert oracle.share(x) == pytest.approx(oracle.labels(x).float().mean().item())
+    assert oracle.share(x[:0]) == 0.0 and oracle.score_all(x[:0]).shape == (0,)
+
+
+def test_the_bundled_classifier_is_loaded_once_and_moving_an_oracle_copies_it(monkeypatch):
+    from feature_unlearning import hub, oracles
+
+    first = oracles.bundled_classifier()
+    monkeypatch.setattr(hub, "load_pretrained", lambda *a, **k: pytest.fail("loaded from disk again"))
+    eight, probe_like = DigitClass(8), DigitClass(3)
+    assert eight.classifier is first and probe_like.classifier is first
+    assert eight.to("cpu") is eight
+    moved = eight.to("meta")  # a device that holds no data: enough to see what moved
+    assert moved is not eight and next(moved.classifier.parameters()).device.type == "meta"
+    assert next(first.parameters()).device.type == "cpu" and eight.classifier is first
+
+
+def test_unknown_or_bad_specs_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown feature 'digit:x'"):
+        get_oracle("digit:x")
+    with pytest.raises(ValueError, match="feature 'thick:0.42': no calibrated stroke width"):
+        get_oracle("thick:0.42")

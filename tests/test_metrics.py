@@ -1,0 +1,53 @@
+"""feature_unlearning.metrics: before/after numbers, Frechet distances, preservation."""
+
+import pytest
+import torch
+
+from feature_unlearning import metrics
+from feature_unlearning.oracles import DigitClass, StrokeThickness
+
+
+def test_compare_of_a_model_with_itself_removes_nothing_and_keeps_everything(dcgan):
+    report = metrics.compare(dcgan, dcgan, StrokeThickness(), n=300, seed=3)
+    assert report["n"] == 300 and report["share_before"] == report["share_after"] > 0
+    assert report["removed"] == 0.0
+    assert report["preservation"]["ssim"] == pytest.approx(1.0) and report["preservation"]["l1"] == 0.0
+    assert report["fd_after_reference"] == "not-thick" and report["fd_ratio"] > 0
+
+
+def test_compare_sees_a_model_that_draws_the_feature_no_more(dcgan):
+    """A blank model: no thick strokes after, so everything is removed; no Frechet distance for reference=None."""
+    class Blank(torch.nn.Module):
+        latent_dim, image_shape = dcgan.latent_dim, dcgan.image_shape
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, z):
+            return -torch.ones(len(z), *self.image_shape) + 0 * self.w
+
+    report = metrics.compare(dcgan, Blank(), StrokeThickness(), n=200, seed=1, reference=None)
+    assert report["share_after"] == 0.0 and report["removed"] == 1.0 and "fd_ratio" not in report
+    assert report["preservation"]["ssim"] < 0.9 and report["preservation"]["l1"] > 0.1  # nothing was kept
+
+
+def test_reference_statistics_are_read_once_and_handed_out_as_copies():
+    a = metrics.load_reference("not-digit:8")
+    a["sum"].zero_()
+    b = metrics.load_reference("not-digit:8")
+    assert b["sum"].abs().sum() > 0  # the cache was not changed through a copy
+    assert metrics._reference_file.cache_info().hits >= 1
+    with pytest.raises(ValueError, match="no shipped reference 'not-bangs'"):
+        metrics.load_reference("not-bangs")
+
+
+def test_frechet_distance_of_a_model_to_itself_is_below_its_distance_to_real_digits(dcgan):
+    images = dcgan.generate(1200, seed=2)
+    assert metrics.frechet_distance(images[:600], images[600:]) < metrics.frechet_distance(images[:600], "all")
+
+
+def test_feature_share_is_the_oracles_share():
+    oracle = StrokeThickness(threshold=0.0)
+    x = torch.rand(10, 1, 28, 28) * 2 - 1
+    assert metrics.feature_share(x, oracle) == oracle.share(x)
