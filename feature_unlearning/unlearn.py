@@ -272,6 +272,20 @@ def oversample_cut(direction: torch.Tensor, positives: torch.Tensor, quantile: f
     return float(torch.quantile(project(positives.float().cpu(), direction.cpu()), quantile))
 
 
+@torch.no_grad()
+def collect_positives(model: nn.Module, oracle: Oracle, *, n: int = 2000, seed: int = 0) -> torch.Tensor:
+    """Latents ``(P, latent_dim)`` among ``n`` fresh ones from the prior whose images ``oracle`` says show the
+    feature: what :func:`unlearn` places its oversampling cut by when it is not given the collected positives.
+    Draws from its own generator (``seed``), so the training's random stream is not touched."""
+    from .models.base import render
+
+    z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed + 7919))
+    labels = torch.cat([oracle.labels(render(model, chunk)) for chunk in z.split(500)])
+    if not labels.any():
+        raise ValueError(f"the oracle {oracle} finds the feature in none of {n} samples: nothing to unlearn")
+    return z[labels]
+
+
 def draw_latents(
     cfg: UnlearnConfig,
     latent_dim: int,
@@ -382,9 +396,10 @@ def unlearn(
     ``direction`` is the unit feature direction ``(latent_dim,)`` and ``threshold`` the projection t
     (see :mod:`feature_unlearning.directions`). The ``"oracle"`` method needs the ``oracle`` that
     defined the feature (a :class:`~feature_unlearning.oracles.Selection` must first become a probe:
-    ``selection.fit_probe(images)``) and, to place the oversampled share of each batch, the collected
-    ``positives`` ``(P, latent_dim)``: the latents whose samples showed the feature. Most callers pass a
-    :class:`~feature_unlearning.feature.Feature` instead: ``feature.unlearn(model, config)``.
+    ``selection.fit_probe(images)``). Its oversampled share of each batch is drawn above the
+    ``oversample_quantile`` of the projections of ``positives`` ``(P, latent_dim)``, the collected latents
+    whose samples showed the feature; without them, it labels 2,000 fresh samples itself
+    (:func:`collect_positives`). ``feature.unlearn(model, config)`` passes the feature's own.
 
     Runs on ``config.device`` (default: ``model``'s device) with its own random generator seeded by
     ``config.seed``; the global random state, ``model`` and ``oracle`` are left as they were.
@@ -408,10 +423,7 @@ def unlearn(
             raise ValueError("a Selection only labels the images it was made on; pass selection.fit_probe(images)")
         if cfg.oversample > 0:
             if positives is None:
-                raise ValueError(
-                    "method='oracle' draws part of each batch above the positives' projections: pass "
-                    "positives= (the latents whose samples show the feature), or call feature.unlearn(model)"
-                )
+                positives = collect_positives(model, oracle, seed=cfg.seed)
             cut = oversample_cut(direction, positives, cfg.oversample_quantile)
 
     direction = (direction / direction.norm()).float()

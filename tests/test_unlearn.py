@@ -9,6 +9,7 @@ from feature_unlearning.directions import feature_direction, threshold
 from feature_unlearning.oracles import DigitClass, StrokeThickness, collect
 from feature_unlearning.unlearn import (
     UnlearnConfig,
+    collect_positives,
     draw_latents,
     find_targets,
     make_targets,
@@ -120,8 +121,20 @@ def test_oracle_method_needs_an_oracle_and_the_positives(tiny_dcgan):
     d = torch.nn.functional.normalize(torch.randn(tiny_dcgan.latent_dim), dim=0)
     with pytest.raises(ValueError, match="needs the oracle"):
         unlearn(tiny_dcgan, d, 0.0, UnlearnConfig(steps=1))
-    with pytest.raises(ValueError, match="pass positives="):
-        unlearn(tiny_dcgan, d, 0.0, UnlearnConfig(steps=1), oracle=StrokeThickness(threshold=3.0))
+    with pytest.raises(ValueError, match="finds the feature in none of 2000 samples"):
+        unlearn(tiny_dcgan, d, 0.0, UnlearnConfig(steps=1), oracle=StrokeThickness(threshold=1e6))
+
+
+def test_without_positives_unlearn_collects_its_own_and_leaves_the_training_stream_alone(tiny_dcgan):
+    oracle = StrokeThickness(threshold=0.0)
+    positives = collect_positives(tiny_dcgan, oracle, n=300, seed=0)
+    assert 0 < len(positives) <= 300 and oracle.labels(tiny_dcgan(positives)).all()
+    d = torch.nn.functional.normalize(torch.randn(tiny_dcgan.latent_dim), dim=0)
+    cfg = UnlearnConfig(steps=2, batch_size=8)
+    own, _ = unlearn(tiny_dcgan, d, 0.0, cfg, oracle=oracle)
+    given, _ = unlearn(tiny_dcgan, d, 0.0, cfg, oracle=oracle, positives=collect_positives(tiny_dcgan, oracle, seed=0))
+    for a, b in zip(own.parameters(), given.parameters()):
+        assert torch.equal(a, b)
     with pytest.raises(ValueError, match="direction must have shape"):
         unlearn(tiny_dcgan, torch.ones(3), 0.0, UnlearnConfig.paper(steps=1))
 
