@@ -35,9 +35,9 @@ import torch
 from PIL import Image, ImageDraw
 
 from feature_unlearning import directions, hub, metrics
-from feature_unlearning.features import LinearProbe, Selection, score_images
+from feature_unlearning.oracles import LinearProbe, Selection
 from feature_unlearning.models.base import render
-from feature_unlearning.pipeline import Feature
+from feature_unlearning.feature import Feature
 from feature_unlearning.unlearn import UnlearnConfig
 from feature_unlearning.utils import machine_info
 
@@ -178,9 +178,9 @@ def oracle_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages: dict) -> dict:
             d = directions.feature_direction(z_clk[:n][mask], z_clk[:n][~mask], "mean_diff")
             row["auc_latent"] = auc(directions.project(z_lab, d)[keep], y[keep])
             probe = LinearProbe.fit(x_clk[:n], mask, enc)
-            row["auc_probe"] = auc(score_images(probe, x_lab)[keep], y[keep])
+            row["auc_probe"] = auc(probe.score_all(x_lab)[keep], y[keep])
             # the direction of fresh samples labelled by that probe (what Feature.from_oracle(model, probe) would use)
-            labelled = score_images(probe, x_many) >= probe.threshold
+            labelled = probe.score_all(x_many) >= probe.threshold
             if 2 <= int(labelled.sum()) <= N_PSEUDO - 2:
                 d2 = directions.feature_direction(z_many[labelled], z_many[~labelled], "mean_diff")
                 row["auc_latent_probe_labelled"] = auc(directions.project(z_lab, d2)[keep], y[keep])
@@ -192,10 +192,10 @@ def oracle_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages: dict) -> dict:
     probe = LinearProbe.fit(x_clk, Selection(json.loads((DATA / FEATURES["glasses"]).read_text())["indices"]).mask(96), enc)
     x = x_lab[:64]
     for _ in range(2):
-        score_images(probe, x)
+        probe.score_all(x)
     t0 = time.perf_counter()
     for _ in range(5):
-        score_images(probe, x)
+        probe.score_all(x)
     no_grad = (time.perf_counter() - t0) / 5
     t0 = time.perf_counter()
     for _ in range(5):
@@ -232,7 +232,7 @@ def unlearn_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages, feat: str, ov
     keep, y = known(lab["labels"][feat])
     pos, neg = keep & y, keep & ~y
     oracle = feature.oracle
-    s_before, s_after = score_images(oracle, x_lab), score_images(oracle, after)
+    s_before, s_after = oracle.score_all(x_lab), oracle.score_all(after)
     res["n_pos"], res["n_neg"] = int(pos.sum()), int(neg.sum())
     res["probe_pos_before"] = float((s_before[pos] >= oracle.threshold).float().mean())
     res["probe_pos_after"] = float((s_after[pos] >= oracle.threshold).float().mean())
@@ -250,10 +250,10 @@ def unlearn_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages, feat: str, ov
         idx = torch.arange(len(x_clk))[k_clk]
         probe = LinearProbe.fit(x_clk[idx], y_clk[idx], enc)
         k2, y2 = known(lab["labels"][other])
-        b, a = score_images(probe, x_lab) >= 0, score_images(probe, after) >= 0
+        b, a = probe.score_all(x_lab) >= 0, probe.score_all(after) >= 0
         others[other] = {"by_eye_share_before": float(y2[k2].float().mean()),
                          "probe_share_before": float(b[k2].float().mean()), "probe_share_after": float(a[k2].float().mean()),
-                         "probe_auc": auc(score_images(probe, x_lab)[k2], y2[k2])}
+                         "probe_auc": auc(probe.score_all(x_lab)[k2], y2[k2])}
     res["others"] = others
 
     # pictures: every labelled positive before/after (for the by-eye count) and the README picture

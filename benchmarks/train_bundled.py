@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from feature_unlearning import features, hub, judges, metrics, viz
+from feature_unlearning import hub, judges, metrics, oracles, viz
 from feature_unlearning.data import load_mnist
 from feature_unlearning.train import (
     ClassifierTrainConfig,
@@ -225,13 +225,13 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name}: held-out accuracy {acc:.4f} ({hist['seconds']:.0f} s)")
             write_bundle(clf, name, classifier_card(name, clf, cfg, acc, hist, role))
             summary[name] = {"heldout_accuracy": acc, "seconds": hist["seconds"]}
-        widths = features.stroke_width(x_clf)
+        widths = oracles.stroke_width(x_clf)
         qs = [0.5, 0.8, 0.85, 0.9, 0.95]
         calib = {
             "source": "stroke widths of the 10,000 offline training digits",
             "stroke_width_quantiles": {f"{q:.2f}": float(torch.quantile(widths, q)) for q in qs},
         }
-        features.CALIBRATION_FILE.write_text(json.dumps(calib, indent=2) + "\n")
+        oracles.CALIBRATION_FILE.write_text(json.dumps(calib, indent=2) + "\n")
         todo.add("reference")
     if "judge" in todo:
         x_judge, y_judge = load_mnist("judge")
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
         calibrate_judge_strokes(x_judge)
         judges.digit_judge.cache_clear()
         # agreement of the two stroke measures on held-out digits: same meaning, computed another way
-        oracle_thick = features.StrokeThickness().labels(x_held)
+        oracle_thick = oracles.StrokeThickness().labels(x_held)
         judge_thick = judges.SkeletonThickness().labels(x_held)
         both = (oracle_thick & judge_thick).sum().item()
         summary["stroke_agreement"] = {
@@ -261,11 +261,11 @@ def main(argv: list[str] | None = None) -> None:
             "judge_thick_share": judge_thick.float().mean().item(),
             "agreement": (oracle_thick == judge_thick).float().mean().item(),
             "jaccard": both / max(1, (oracle_thick | judge_thick).sum().item()),
-            "spearman": _spearman(features.stroke_width(x_held), judges.skeleton_stroke_width(x_held)),
+            "spearman": _spearman(oracles.stroke_width(x_held), judges.skeleton_stroke_width(x_held)),
         }
     if "reference" in todo:
         clf = hub.load_pretrained("mnist-classifier")
-        thick = features.StrokeThickness()
+        thick = oracles.StrokeThickness()
         refs = {"all": x_held, "not-thick": x_held[~thick.labels(x_held)]}
         for k in range(10):
             refs[f"not-digit:{k}"] = x_held[y_held != k]
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
                              "heldout_accuracy": accuracy(hub.load_pretrained(name), x_held, y_held)}
 
     clf = hub.load_pretrained("mnist-classifier")
-    thick, eight = features.StrokeThickness(), features.DigitClass(8, clf)
+    thick, eight = oracles.StrokeThickness(), oracles.DigitClass(8, clf)
     if "dcgan" in todo:
         if args.dcgan_from:
             cfg = recorded_config(GANTrainConfig, args.dcgan_from)

@@ -1,7 +1,7 @@
 """Independent judges: a digit classifier and a stroke measure that share nothing with the oracles.
 
 Unlearning optimises against its oracles (``mnist-classifier`` for ``digit:K``, the soft area/outline
-stroke width :func:`feature_unlearning.features.stroke_width` for ``thick``), so those cannot grade it:
+stroke width :func:`feature_unlearning.oracles.stroke_width` for ``thick``), so those cannot grade it:
 an image that merely fools them counts as removed. These judges are independent of both:
 
 * :func:`digit_judge` -- ``mnist-judge-resnet``, a small residual network (:class:`~feature_unlearning.models.DigitResNet`:
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .features import DigitClass, Oracle
+from .oracles import DigitClass, Oracle
 
 PRETRAINED = Path(__file__).parent / "pretrained"
 JUDGE_NAME = "mnist-judge-resnet"
@@ -50,8 +50,6 @@ def digit_judge() -> nn.Module:
 # ---------------------------------------------------------------------------------------------- strokes
 def _neighbours(p: np.ndarray) -> list[np.ndarray]:
     """The 8 neighbours P2..P9 of every pixel of a zero-padded batch ``(N, H+2, W+2)``, clockwise from north."""
-    c = p[:, 1:-1, 1:-1]
-    del c
     return [p[:, :-2, 1:-1], p[:, :-2, 2:], p[:, 1:-1, 2:], p[:, 2:, 2:],
             p[:, 2:, 1:-1], p[:, 2:, :-2], p[:, 1:-1, :-2], p[:, :-2, :-2]]
 
@@ -86,7 +84,8 @@ def skeleton_stroke_width(images: torch.Tensor, *, level: float = 0.5) -> torch.
 
     Ink is every pixel brighter than ``level`` (intensity in [0, 1], a hard cut); the skeleton is its
     Zhang-Suen thinning, whose length counts a diagonal step as sqrt(2) (half of it to each end pixel)
-    and a straight one as 1. An image without ink has width 0. Not differentiable (a judge, not a loss).
+    and a straight one as 1, corrected for the half width that thinning removes at each free end. An
+    image without ink has width 0. Not differentiable (a judge, not a loss).
     """
     x = ((images.detach().float().cpu().mean(1) + 1.0) / 2.0).numpy()
     ink = x > level
@@ -98,8 +97,13 @@ def skeleton_stroke_width(images: torch.Tensor, *, level: float = 0.5) -> torch.
     # each link is seen from both ends: half its length per end; an isolated skeleton pixel counts as 1
     length = (0.5 * straight + 0.5 * np.sqrt(2.0) * diagonal).reshape(len(x), -1).sum(1)
     length = np.maximum(length, skel.reshape(len(x), -1).sum(1).clip(max=1))
-    area = ink.reshape(len(x), -1).sum(1)
-    width = np.where(length > 0, area / np.maximum(length, 1e-9), 0.0)
+    area = ink.reshape(len(x), -1).sum(1).astype(np.float64)
+    # thinning eats about w/2 of a stroke at each free end, so a stroke of width w with skeleton length l
+    # and e end points has area ~ w * (l + e * w / 2): solve (e/2) w^2 + l w - area = 0 for w (e = 0: area / l)
+    ends = ((sum(n) == 1) & skel).reshape(len(x), -1).sum(1).astype(np.float64)
+    safe_l = np.maximum(length, 1e-9)
+    quadratic = (-safe_l + np.sqrt(safe_l**2 + 2.0 * ends * area)) / np.maximum(ends, 1e-9)
+    width = np.where(length > 0, np.where(ends > 0, quadratic, area / safe_l), 0.0)
     return torch.from_numpy(width.astype(np.float32))
 
 

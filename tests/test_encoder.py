@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from feature_unlearning import hub
-from feature_unlearning.features import LinearProbe, Selection, score_images
+from feature_unlearning.oracles import LinearProbe, Selection
 from feature_unlearning.models import ARCHITECTURES, DCGAN64Generator, ImageEncoder
-from feature_unlearning.pipeline import Feature
+from feature_unlearning.feature import Feature
 
 ENCODER_DIR = Path(hub.__file__).parent / "pretrained" / "digiface-encoder"
 DATA = Path(__file__).parent / "data"
@@ -88,7 +88,7 @@ def test_probe_on_encoder_features_separates_a_synthetic_feature(encoder):
     x = torch.cat([_faces(12, True, 2), _faces(24, False, 3)])
     probe = Selection(range(12)).fit_probe(x, encoder)
     test = torch.cat([_faces(10, True, 4), _faces(10, False, 5)])
-    s = score_images(probe, test)
+    s = probe.score_all(test)
     assert bool((s[:10].min() > s[10:].max())), s
     # differentiable in the image, as the oracle hinge of unlearning needs
     img = test[:2].clone().requires_grad_(True)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from feature_unlearning import features, judges
+from feature_unlearning import judges, oracles
 from feature_unlearning.data import default_mnist_dir, load_mnist
 from feature_unlearning.models import DigitClassifier, DigitResNet
 
@@ -55,7 +55,7 @@ def test_bundled_judges_are_independent_of_the_oracles():
     assert isinstance(net, DigitResNet) and not isinstance(net, DigitClassifier) and not net.training
     assert judges.digit_judge() is net  # cached
     calibrated = judges.SkeletonThickness()  # the shipped calibration exists
-    assert calibrated.threshold > features.StrokeThickness().threshold * 0.5
+    assert calibrated.threshold > oracles.StrokeThickness().threshold * 0.5
     with pytest.raises(ValueError, match="judges know"):
         judges.judge_oracles("smiling")
 
@@ -94,6 +94,6 @@ def test_digit_judge_on_real_digits():
     strict = judges.survivors(x, "digit:8", n=10_000, strict=True)
     assert len(strict) <= len(judges.survivors(x, "digit:8", n=10_000))
     # the two stroke measures mean the same thing on real digits without being the same number
-    a, b = features.stroke_width(x), judges.skeleton_stroke_width(x)
+    a, b = oracles.stroke_width(x), judges.skeleton_stroke_width(x)
     ranks = torch.stack([a.argsort().argsort(), b.argsort().argsort()]).double()
     assert 0.5 < torch.corrcoef(ranks)[0, 1] < 0.99

@@ -1,7 +1,7 @@
 """An image encoder for a generator's own images: the feature space of a click probe on faces.
 
 A user's clicks say which of a few dozen faces wear glasses; to score *any* face (the student's too,
-during unlearning), :class:`~feature_unlearning.features.LinearProbe` needs features in which such a
+during unlearning), :class:`~feature_unlearning.oracles.LinearProbe` needs features in which such a
 feature is close to linear. :class:`ImageEncoder` is trained on the generator's own pairs (z, G(z)) -
 free and unlimited data - to regress the latent ``z`` and the generator's first hidden activation
 (spatially averaged) from the image; the probe then uses its predicted latent (``features_from="latent"``,
