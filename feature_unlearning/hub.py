@@ -183,7 +183,15 @@ REGISTRY: dict[str, ModelEntry] = {
         ModelEntry(
             name="mnist-judge",
             repo_id=f"{HUB_ORG}/mnist-judge",
-            description="An independently trained digit classifier (other architecture and seed) used only to judge",
+            description="A second digit classifier of the oracle's family, data and recipe (other size and seed); "
+            "superseded as a judge by mnist-judge-resnet",
+            kind="classifier",
+        ),
+        ModelEntry(
+            name="mnist-judge-resnet",
+            repo_id=f"{HUB_ORG}/mnist-judge-resnet",
+            description="The independent digit judge (feature_unlearning.judges): a small ResNet trained with "
+            "augmentation on digits the oracle never saw; unlearning never optimises against it",
             kind="classifier",
         ),
         # Faces. Their published weights are pickles, which load_pretrained never reads: the first load by

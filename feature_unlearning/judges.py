@@ -39,12 +39,11 @@ CONFIDENCE = 0.9  # the strict reading of a digit judge: softmax confidence abov
 @functools.lru_cache(maxsize=1)
 def digit_judge() -> nn.Module:
     """The bundled ``mnist-judge-resnet`` in eval mode (loaded once; do not modify it)."""
-    from .hub import load_folder
+    from .hub import load_pretrained
 
-    folder = PRETRAINED / JUDGE_NAME
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is missing; train it with python -m benchmarks.train_bundled --only judge")
-    return load_folder(folder).eval().requires_grad_(False)
+    if not (PRETRAINED / JUDGE_NAME).is_dir():
+        raise FileNotFoundError(f"{PRETRAINED / JUDGE_NAME} is missing; train it with python -m benchmarks.train_bundled --only judge")
+    return load_pretrained(JUDGE_NAME).requires_grad_(False)
 
 
 # ---------------------------------------------------------------------------------------------- strokes

@@ -16,7 +16,7 @@ from feature_unlearning import hub
 from feature_unlearning.models import DCGANGenerator
 
 
-@pytest.mark.parametrize("name", ["mnist-dcgan", "mnist-vae", "mnist-classifier", "mnist-judge"])
+@pytest.mark.parametrize("name", ["mnist-dcgan", "mnist-vae", "mnist-classifier", "mnist-judge", "mnist-judge-resnet"])
 def test_every_registry_name_loads_bundled_with_a_card(name):
     model = fu.load_pretrained(name)
     assert not model.training
