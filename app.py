@@ -567,13 +567,14 @@ def unlearn_step(ui: SimpleNamespace, defaults: UnlearnConfig) -> None:
     )
     ui.method_note = gr.Markdown(_method_note_default(), elem_id="method-note")
     with gr.Row():
-        ui.steps_in = gr.Number(value=defaults.steps, precision=0, label="Steps", minimum=STEPS_RANGE[0],
-                                maximum=STEPS_RANGE[1], info=f"{STEPS_RANGE[0]} to {STEPS_RANGE[1]}", elem_id="steps")
-        ui.lr_in = gr.Number(value=defaults.lr, label="Learning rate", minimum=LR_RANGE[0], maximum=LR_RANGE[1],
-                             info=f"{LR_RANGE[0]:g} to {LR_RANGE[1]:g}", elem_id="lr")
+        # the bounds are checked by session.check_settings, which says what is wrong in the run's status line
+        # (Gradio's own minimum/maximum would refuse with a bare error, and precision=0 would round 2.5 quietly)
+        ui.steps_in = gr.Number(value=defaults.steps, label="Steps", info=f"{STEPS_RANGE[0]} to {STEPS_RANGE[1]}",
+                                elem_id="steps")
+        ui.lr_in = gr.Number(value=defaults.lr, label="Learning rate", info=f"{LR_RANGE[0]:g} to {LR_RANGE[1]:g}",
+                             elem_id="lr")
         ui.alpha_in = gr.Number(
-            value=defaults.alpha, label="Weight of forgetting vs keeping", minimum=ALPHA_RANGE[0],
-            maximum=ALPHA_RANGE[1], elem_id="alpha-in",
+            value=defaults.alpha, label="Weight of forgetting vs keeping", elem_id="alpha-in",
             info=f"{ALPHA_RANGE[0]:g} to {ALPHA_RANGE[1]:g}; the paper's α (weight of L_unlearn + L_percep vs L_recon)",
         )
     with gr.Row():
@@ -609,8 +610,7 @@ def compare_step(ui: SimpleNamespace) -> None:
     with gr.Accordion("Details: every number behind the verdict", open=False, elem_id="details"):
         ui.metrics = gr.HTML(elem_id="metrics")
     with gr.Row(equal_height=True):
-        ui.seed_in = gr.Number(value=0, precision=0, label="Seed of fresh samples", minimum=0, maximum=2**31 - 1,
-                               scale=1, min_width=160, elem_id="seed")
+        ui.seed_in = gr.Number(value=0, label="Seed of fresh samples", scale=1, min_width=160, elem_id="seed")
         ui.samples_btn = gr.Button("New samples", scale=1, min_width=160, elem_id="samples-btn")
     ui.samples_status = gr.Markdown(elem_classes="fu-status", elem_id="samples-status")
     ui.samples_pic = _picture("Fresh samples: original (top) and unlearned (below)", "fresh-samples")
@@ -858,6 +858,8 @@ def _fresh(ws: Workspace, seed) -> np.ndarray:
 def new_samples(ws, seed, *, step: int):
     """(samples status, seed, fresh samples): original vs unlearned on the latents of ``seed + step``."""
     ws = _need(ws)
+    if seed is not None and float(seed) != int(seed):
+        raise ValueError(f"the seed must be a whole number, got {seed}")
     seed = int(seed or 0) + step
     if not 0 <= seed < 2**31:
         raise ValueError(f"the seed must be a whole number from 0 to {2**31 - 1}")

@@ -121,12 +121,12 @@ def test_whole_flow_removes_the_thick_strokes(client, tmp_path):
     assert "by +3.00 along" in client.predict(99, api_name="/traverse")[1]  # a typed value out of range clamps
     assert not np.array_equal(np.asarray(Image.open(moved)), np.asarray(Image.open(live)))
 
-    status, bar, losses, preview, _, _, live_after, *_ = client.predict(UNLEARN_STEPS, 4e-4, 1.5, 2.0,
-                                                                         api_name="/unlearn")
+    status, bar, losses, preview, *_ = client.predict(UNLEARN_STEPS, 4e-4, 1.5, 2.0, api_name="/unlearn")
     assert status.startswith(f"✓ Unlearned in {UNLEARN_STEPS} steps"), status
     assert f'aria-valuenow="{UNLEARN_STEPS}"' in bar and "width:100.0%" in bar
     assert losses["type"] == "matplotlib" and Path(preview).is_file()
     # the traversal now shows the unlearned model under the original: twice as tall as before the run
+    _, _, live_after = client.predict(2.0, api_name="/traverse")
     assert np.asarray(Image.open(live_after)).shape[0] > 2 * np.asarray(Image.open(moved)).shape[0]
 
     status, before_png, after_png, diff_png, details, fresh = client.predict(0, api_name="/compare")
