@@ -222,3 +222,26 @@ def test_a_remote_run_is_abandoned_on_cancel(thick_workspace):
     assert last.abandoned and not last.done and closed == [True] and ws.result is None
 
 
+
+
+def test_a_diverged_run_keeps_the_last_good_model(thick_workspace, monkeypatch):
+    """Until the library raises UnlearningDiverged itself (unlearn.py), a stand-in with its attributes."""
+    import feature_unlearning.unlearn as unlearn_module
+    from feature_unlearning.unlearn import History
+
+    class UnlearningDiverged(RuntimeError):
+        def __init__(self, model, history, step):
+            super().__init__(f"loss not finite at step {step}")
+            self.model, self.history, self.step = model, history, step
+
+    monkeypatch.setattr(unlearn_module, "UnlearningDiverged", UnlearningDiverged, raising=False)
+    ws = thick_workspace
+    good = copy.deepcopy(ws.model)
+
+    def runner(feature, model, config, *, preview_z):
+        raise UnlearningDiverged(good, History(step=[10]), 12)
+        yield  # a generator, like unlearn_stream
+
+    with pytest.raises(UnlearningDiverged):
+        list(ws.start_run(ws.config(steps=20, lr=1e-3, alpha=0.5), runner=runner))
+    assert ws.result is not None and ws.result.unlearned is good  # compare and export still work on it
