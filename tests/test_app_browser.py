@@ -218,7 +218,7 @@ def test_clicking_through_the_whole_flow(page, tmp_path):
     _wait_text(page, "#live-caption", "moved by -3.00")
     slider.press("ArrowRight")
     _wait_text(page, "#live-caption", "moved by -2.75")
-    shot("app-04-direction", "#direction-status", "#live")
+    shot("app-04-direction", "#direction-status", "#live", "#traversal", "#histogram")
 
     steps = page.get_by_label("Steps")
     steps.fill(str(STEPS))
