@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
 
             d = UnlearnConfig()
             rows.append((f"unlearning, default {d.steps} steps", timed(
-                lambda: client.predict(d.steps, d.lr, d.alpha, api_name="/unlearn"), 1)))
+                lambda: client.predict(d.steps, d.lr, d.alpha, 0, api_name="/unlearn"), 1)))  # 0: the slider
     finally:
         app.terminate()
         app.wait(timeout=30)

@@ -34,6 +34,39 @@ from .unlearn import History, UnlearnConfig
 
 LOSS_KEYS = ("loss", "recon", "unlearn", "percep")
 
+# What a person may ask for in one run (the library accepts more; these keep a shared machine usable and
+# catch typos: 1e9 for 1e-4, 100000000 steps). The defaults (UnlearnConfig) lie well inside.
+STEPS_RANGE = (1, 5000)
+LR_RANGE = (1e-6, 1e-2)
+ALPHA_RANGE = (0.0, 10.0)
+
+
+def check_settings(steps, lr, alpha) -> tuple[int, float, float]:
+    """``(steps, lr, alpha)`` as numbers inside :data:`STEPS_RANGE`, :data:`LR_RANGE`, :data:`ALPHA_RANGE`;
+    ``ValueError`` saying which one is off and what would be right."""
+    if steps is None or lr is None or alpha is None:
+        raise ValueError("fill in the steps, the learning rate and alpha")
+    values = {"steps": steps, "learning rate": lr, "alpha": alpha}
+    for what, value in values.items():
+        if not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"the {what} must be a number, got {value!r}")
+    if float(steps) != int(steps):
+        raise ValueError(f"the steps must be a whole number, got {steps:g}")
+    for what, value, (lo, hi) in (("steps", steps, STEPS_RANGE), ("learning rate", lr, LR_RANGE),
+                                  ("alpha", alpha, ALPHA_RANGE)):
+        if not lo <= value <= hi:
+            got = int(value) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
+            raise ValueError(f"the {what} must be between {lo:g} and {hi:g}, got {got}")
+    return int(steps), float(lr), float(alpha)
+
+
+def diverged_error() -> type[BaseException] | tuple:
+    """The library's exception for a run whose loss or weights stopped being finite (``()`` while the
+    installed library has none: ``except ()`` catches nothing)."""
+    from . import unlearn as unlearn_module
+
+    return getattr(unlearn_module, "UnlearningDiverged", ())
+
 
 def load_generator(name_or_path: str) -> nn.Module:
     """:func:`~feature_unlearning.hub.load_pretrained`, refusing models that are not generators.
@@ -183,8 +216,9 @@ class Workspace:
         """The feature's direction and threshold.
 
         With a preset, its oracle labels ``n`` fresh samples (:meth:`Feature.from_oracle`); with marks
-        made by hand, the shown samples and their marks define it (:meth:`Feature.from_selection`, whose
-        probe then labels new samples). ``ValueError`` says what is missing (no marks, all marked, ...).
+        made by hand, the shown samples and their marks define it (:meth:`Feature.from_clicks`: a probe on
+        the model's image feature extractor labels new samples, or, for a model without one, the clicks give
+        the direction only and :attr:`Feature.note` says so). ``ValueError`` says what is missing.
         """
         if self.oracle is not None:
             feature = Feature.from_oracle(
@@ -196,8 +230,8 @@ class Workspace:
                 raise ValueError("nothing is marked: click the samples that show the feature, or choose a preset")
             if n_neg == 0:
                 raise ValueError("every sample is marked: leave the samples without the feature unmarked")
-            self._digits_only("learning a feature from marks (its probe reads the digit classifier's features)")
-            feature = Feature.from_selection(self.z, self.images, sorted(self.marked), method=method, rule=rule)
+            feature = Feature.from_clicks(self.model, self.z, self.images, sorted(self.marked), method=method,
+                                          rule=rule)
         self.feature = feature
         self.preview_z, self.preview_marked = self._pick_preview(feature)
         return feature
@@ -215,16 +249,18 @@ class Workspace:
             raise ValueError("no feature direction yet: mark samples (or choose a preset) and find the direction first")
         return self.feature
 
-    def traversal(self, alphas: Sequence[float] = ALPHAS, *, rows: int = 6) -> torch.Tensor:
-        """z + a * d for ``rows`` watched latents (half with the feature when there are some) ->
-        ``(rows, len(alphas), C, H, W)``."""
+    def traversal(self, alphas: Sequence[float] = ALPHAS, *, rows: int = 6, model: nn.Module | None = None) -> torch.Tensor:
+        """z + a * d for ``rows`` watched latents (half with the feature when there are some), drawn by
+        ``model`` (default: the original) -> ``(rows, len(alphas), C, H, W)``."""
         feature = self._need_feature()
         z = self._traversal_latents(rows)
-        return directions.traverse(self.model, z, feature.direction, alphas).cpu()
+        return directions.traverse(model if model is not None else self.model, z, feature.direction, alphas).cpu()
 
-    def at_alpha(self, alpha: float, *, rows: int = 6) -> torch.Tensor:
-        """The traversal latents moved by ``alpha`` along the direction: ``(rows, C, H, W)``."""
-        return self.traversal((float(alpha),), rows=rows)[:, 0]
+    def at_alpha(self, alpha: float, *, rows: int = 6, model: nn.Module | None = None) -> torch.Tensor:
+        """The traversal latents moved by ``alpha`` along the direction: ``(rows, C, H, W)``; ``alpha`` is
+        clamped to the traversal's range [ALPHAS[0], ALPHAS[-1]]."""
+        alpha = min(max(float(alpha), ALPHAS[0]), ALPHAS[-1])
+        return self.traversal((alpha,), rows=rows, model=model)[:, 0]
 
     def _traversal_latents(self, rows: int) -> torch.Tensor:
         half = min(rows // 2, len(self.preview_marked))
@@ -238,11 +274,20 @@ class Workspace:
         return render(model if model is not None else self.model, self.preview_z).cpu()
 
     def config(self, **overrides) -> UnlearnConfig:
-        """:class:`UnlearnConfig` with the library's defaults and the GPU when there is one, ``overrides``
-        applied (``ValueError`` when invalid)."""
+        """The feature's default :class:`UnlearnConfig` (:meth:`Feature.default_config`: oracle-guided, or the
+        paper's rule where the oracle scores no image) on the GPU when there is one, ``overrides`` applied
+        (``ValueError`` when invalid; ``steps``, ``lr`` and ``alpha`` must lie in the app's ranges, see
+        :func:`check_settings`)."""
         from .utils import default_device
 
-        return UnlearnConfig(**{"device": default_device(), **{k: v for k, v in overrides.items() if v is not None}})
+        overrides = {"device": default_device(), **{k: v for k, v in overrides.items() if v is not None}}
+        if {"steps", "lr", "alpha"} <= overrides.keys():
+            overrides["steps"], overrides["lr"], overrides["alpha"] = check_settings(
+                overrides["steps"], overrides["lr"], overrides["alpha"]
+            )
+        if self.feature is not None:
+            return self.feature.default_config(**overrides)
+        return UnlearnConfig(**overrides)
 
     def start_run(
         self, config: UnlearnConfig, *, runner: Callable[..., Iterator[UnlearnProgress]] | None = None
@@ -262,20 +307,41 @@ class Workspace:
             stream = unlearn_stream(feature, self.model, config, preview_z=self.preview_z, stop=self.stop)
         else:
             stream = runner(feature, self.model, config, preview_z=self.preview_z)
-        for report in stream:
-            if runner is not None and self.stop.is_set() and not report.done:
-                stream.close()
-                yield UnlearnProgress(report.step, report.steps, report.elapsed, report.curves, report.preview,
-                                      abandoned=True)
-                return
-            if report.done:
-                self.result = UnlearnResult(self.model, report.model, report.history, feature,
-                                            base_model=self.model_name)
-            yield report
+        try:
+            for report in stream:
+                if runner is not None and self.stop.is_set() and not report.done:
+                    stream.close()
+                    yield UnlearnProgress(report.step, report.steps, report.elapsed, report.curves, report.preview,
+                                          abandoned=True)
+                    return
+                if report.done:
+                    self.result = UnlearnResult(self.model, report.model, report.history, feature,
+                                                base_model=self.model_name)
+                yield report
+        except diverged_error() as err:  # keep the last good model, then let the front end say what happened
+            if getattr(err, "model", None) is not None and getattr(err, "history", None) is not None:
+                self.result = UnlearnResult(self.model, err.model, err.history, feature, base_model=self.model_name)
+            raise
 
     def cancel(self) -> None:
-        """Stop a running :meth:`start_run` at its next logged step."""
+        """Stop a running :meth:`start_run` at its next logged step (or, after :meth:`queue_run`, before it starts)."""
         self.stop.set()
+
+    def queue_run(self) -> None:
+        """Note that a run was asked for and waits its turn: a :meth:`cancel` from now on is kept for it
+        (see :attr:`cancelled`), so that a run cancelled while queued never starts."""
+        self.stop.clear()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called since the last :meth:`queue_run` or :meth:`start_run`."""
+        return self.stop.is_set()
+
+    def samples(self, seed: int, n: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fresh latents from ``seed`` drawn by the original and by the unlearned model: two ``(n, C, H, W)``."""
+        result = self._need_result()
+        z = self.model.sample_latent(n, seed=int(seed), device="cpu")
+        return render(self.model, z).cpu(), render(result.unlearned, z).cpu()
 
     def _need_result(self) -> UnlearnResult:
         self._need_feature()
@@ -284,8 +350,32 @@ class Workspace:
         return self.result
 
     def compare(self, *, n: int = 2000, seed: int = 1) -> dict:
-        """:meth:`UnlearnResult.compare <feature_unlearning.result.UnlearnResult.compare>` on ``n`` latents."""
-        return self._need_result().compare(n=n, seed=seed)
+        """:meth:`UnlearnResult.compare <feature_unlearning.result.UnlearnResult.compare>` on ``n`` latents.
+
+        Where the feature's oracle scores no image (clicks on a model without an image feature extractor),
+        nothing can count the feature in new images: the report then holds only ``n`` and ``preservation``
+        (SSIM and L1 on the latents below the direction's threshold, which the paper's rule leaves alone),
+        and ``removed`` is absent.
+        """
+        result = self._need_result()
+        if result.feature.image_oracle:
+            report = result.compare(n=n, seed=seed)
+            judge = independent_judge(result.feature)
+            if judge is not None:
+                z = self.model.sample_latent(n, seed=seed, device="cpu")
+                before, after = render(self.model, z).cpu(), render(result.unlearned, z).cpu()
+                report["judge"] = {"name": judge_name(result.feature),
+                                   "share_before": float(judge.labels(before).float().mean()),
+                                   "share_after": float(judge.labels(after).float().mean())}
+            return report
+        from .metrics import preservation
+
+        z = self.model.sample_latent(n, seed=seed, device="cpu")
+        before, after = render(self.model, z).cpu(), render(result.unlearned, z).cpu()
+        below = directions.project(z, result.feature.direction) < result.feature.threshold
+        result.comparison = {"n": n, "preservation": preservation(before[below], after[below]),
+                             "n_below_threshold": int(below.sum())}
+        return result.comparison
 
     def export(self, folder: str | Path | None = None) -> Path:
         """Zip the unlearned model (safetensors, config.json, card) into ``folder`` (default: this workspace's
@@ -307,6 +397,29 @@ class Workspace:
         if self.export_dir is not None:
             shutil.rmtree(self.export_dir, ignore_errors=True)
             self.export_dir = None
+
+
+# --------------------------------------------------------------------------------- independent judges
+
+
+def judge_name(feature: Feature) -> str | None:
+    """The model that grades removal without having been in the loss, for ``feature`` (``None``: none yet).
+
+    Digits ``digit:K``: the bundled ``mnist-judge``, a classifier trained apart from the ``mnist-classifier``
+    that guides unlearning. (To be replaced by ``feature_unlearning.judges`` once that lands: this function
+    and :func:`independent_judge` are the only places to change.)
+    """
+    return "mnist-judge" if feature.name.startswith("digit:") else None
+
+
+def independent_judge(feature: Feature) -> Oracle | None:
+    """An oracle for ``feature`` that was not in the loss (see :func:`judge_name`), or ``None``."""
+    name = judge_name(feature)
+    if name is None:
+        return None
+    from .hub import load_pretrained
+
+    return get_oracle(feature.name, classifier=load_pretrained(name))
 
 
 # ----------------------------------------------------------------------------- streamed unlearning

@@ -9,6 +9,7 @@ another model folder (default: the bundled ``mnist-dcgan``).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import pickle
 import re
@@ -27,6 +28,8 @@ pytest.importorskip("gradio")
 pytest.importorskip("gradio_client")
 
 from gradio_client import Client
+
+from PIL import Image
 
 import feature_unlearning as fu
 from feature_unlearning.oracles import StrokeThickness
@@ -101,34 +104,43 @@ def _amber_frames(grid_png: str, n: int = 32, nrow: int = 8, cell: int = 120) ->
 
 
 def test_whole_flow_removes_the_thick_strokes(client, tmp_path):
-    status, grid, counts, marks = client.predict("thick", api_name="/use_preset")
+    status, grid, counts, marks, *_ = client.predict("thick", api_name="/use_preset")
     assert "thick strokes" in status and "thick strokes" in counts
     marked = [int(i) for i in marks.split(",") if i.strip()]
     assert _amber_frames(grid) == sorted(i for i in marked if i < 32)  # what the preset found is framed
 
-    status, traversal, histogram, caption, live, preview = client.predict(0, api_name="/find_direction")
-    assert status.startswith("✓ Direction found") and "1000 fresh samples" in status and "a = 0" in caption
+    out = client.predict(0, api_name="/find_direction")
+    status, traversal, histogram, live, note, *_, caption, alpha = out
+    preview = out[8]
+    assert status.startswith("✓ Direction found") and "1000 fresh samples" in status and "by 0 along" in caption
     assert Path(traversal).is_file() and Path(live).is_file() and Path(preview).is_file()
-    assert histogram["type"] == "matplotlib"
+    assert histogram["type"] == "matplotlib" and "judge that scores every image" in note and alpha == 0.5
 
     _, caption, moved = client.predict(2.0, api_name="/traverse")
-    assert "a = +2.00" in caption
-    from PIL import Image
-
+    assert "by +2.00 along" in caption
+    assert "by +3.00 along" in client.predict(99, api_name="/traverse")[1]  # a typed value out of range clamps
     assert not np.array_equal(np.asarray(Image.open(moved)), np.asarray(Image.open(live)))
 
-    status, bar, losses, preview, *_ = client.predict(UNLEARN_STEPS, 4e-4, 1.5, api_name="/unlearn")
+    status, bar, losses, preview, *_ = client.predict(UNLEARN_STEPS, 4e-4, 1.5, 2.0, api_name="/unlearn")
     assert status.startswith(f"✓ Unlearned in {UNLEARN_STEPS} steps"), status
     assert f'aria-valuenow="{UNLEARN_STEPS}"' in bar and "width:100.0%" in bar
     assert losses["type"] == "matplotlib" and Path(preview).is_file()
+    # the traversal now shows the unlearned model under the original: twice as tall as before the run
+    _, _, live_after = client.predict(2.0, api_name="/traverse")
+    assert np.asarray(Image.open(live_after)).shape[0] > 2 * np.asarray(Image.open(moved)).shape[0]
 
-    status, picture, table = client.predict(api_name="/compare")
-    assert status.startswith("✓ On 1000 fresh samples"), status
-    values = dict(table["data"])
-    before = float(values["samples with the feature, original"].rstrip("%"))
-    after = float(values["samples with the feature, unlearned"].rstrip("%"))
-    assert after < before
-    assert Path(picture).is_file()
+    status, before_png, after_png, diff_png, details, fresh = client.predict(0, api_name="/compare")
+    assert status.startswith("✓ On 1000 fresh samples. **Removed:** the feature went from"), status
+    assert "**Kept:**" in status and "**Cost:**" in status
+    values = dict(re.findall(r"<td><abbr[^>]*>([^<]+)</abbr></td><td>([^<]+)</td>", details))
+    before = float(values["samples with the feature, before"].rstrip("%"))
+    after = float(values["samples with the feature, after"].rstrip("%"))
+    assert after < before and f"{before:.1f}% to {after:.1f}%" in status
+    assert all(Path(p).is_file() for p in (before_png, after_png, diff_png, fresh))
+
+    status, seed, redrawn = client.predict(0, api_name="/new_samples")
+    assert seed == 1 and "seed 1" in status
+    assert not np.array_equal(np.asarray(Image.open(redrawn)), np.asarray(Image.open(fresh)))
 
     status, zipped = client.predict(api_name="/export")
     assert status.startswith("✓ Packed") and zipped.endswith(".zip")
@@ -152,7 +164,7 @@ def test_whole_flow_removes_the_thick_strokes(client, tmp_path):
 
 
 def test_marks_by_number_frame_the_samples_and_define_the_feature(client):
-    status, grid, counts, marks = client.predict("0, 3, 5-6", api_name="/set_marks")
+    status, grid, counts, marks, *_ = client.predict("0, 3, 5-6", api_name="/set_marks")
     assert status == "4 samples marked." and marks == "0, 3, 5, 6"
     assert counts.startswith("**4 with the feature** · 28 without · marked by hand")
     assert _amber_frames(grid) == [0, 3, 5, 6]
@@ -161,21 +173,21 @@ def test_marks_by_number_frame_the_samples_and_define_the_feature(client):
     assert status.startswith("✓ Direction found from your marks on 32 samples"), status
 
     # a second page keeps the marks of the first; marks are numbered across pages
-    status, grid, counts, marks = client.predict(api_name="/more_samples")
+    status, grid, counts, marks, *_ = client.predict(api_name="/more_samples")
     assert "page 2 of 2 (64 samples drawn)" in counts and _amber_frames(grid) == []
-    status, grid, counts, marks = client.predict("0, 40", api_name="/set_marks")
+    status, grid, counts, marks, *_ = client.predict("0, 40", api_name="/set_marks")
     assert _amber_frames(grid) == [40 - 32]
-    status, grid, counts, marks = client.predict(api_name="/clear_marks")
+    status, grid, counts, marks, *_ = client.predict(api_name="/clear_marks")
     assert counts.startswith("**0 with the feature** · 64 without")
 
 
 def test_two_sessions_never_share_marks_or_models(url, tmp_path):
     a, b = _client(url, tmp_path / "a"), _client(url, tmp_path / "b")
     a.predict("1, 2", api_name="/set_marks")
-    *_, counts_b, _ = b.predict(api_name="/more_samples")
+    counts_b = b.predict(api_name="/more_samples")[2]
     assert counts_b.startswith("**0 with the feature** · 64 without")
     b.predict("7", api_name="/set_marks")
-    *_, counts_a, marks_a = a.predict(api_name="/more_samples")
+    _, _, counts_a, marks_a, *_ = a.predict(api_name="/more_samples")
     assert counts_a.startswith("**2 with the feature**") and marks_a == "1, 2"
 
     tiny = fu.DCGANGenerator(latent_dim=8, base_channels=8).eval()
@@ -197,12 +209,12 @@ def _wait_for_progress(job, seconds: float = 60) -> None:
 def test_cancel_stops_a_run_and_keeps_the_model_so_far(client):
     client.predict("thick", api_name="/use_preset")
     client.predict(0, api_name="/find_direction")
-    job = client.submit(5000, 3e-4, 1.0, api_name="/unlearn")
+    job = client.submit(5000, 3e-4, 1.0, 0, api_name="/unlearn")
     _wait_for_progress(job)
     assert client.predict(api_name="/cancel").startswith("Stopping")
     status = job.result(timeout=120)[0]
     assert re.match(r"Stopped at step \d+ of 5000", status), status
-    status, *_ = client.predict(api_name="/compare")
+    status, *_ = client.predict(0, api_name="/compare")
     assert status.startswith("✓ On"), status  # the partly trained model can be compared
 
 
@@ -223,17 +235,32 @@ def test_bad_inputs_answer_with_messages(client, monkeypatch):
     assert "can't read 'x'" in client.predict("1, x", api_name="/set_marks")[0]
     assert "no samples [99]" in client.predict("99", api_name="/set_marks")[0]
 
-    status, *_ = client.predict(10, 3e-4, 1.0, api_name="/unlearn")
+    status, *_ = client.predict(10, 3e-4, 1.0, 0, api_name="/unlearn")
     assert "find the feature's direction first" in status
-    assert "no feature direction yet" in client.predict(api_name="/compare")[0]
+    assert "no feature direction yet" in client.predict(0, api_name="/compare")[0]
 
     client.predict("thick", api_name="/use_preset")
     client.predict(0, api_name="/find_direction")
-    assert "nothing unlearned yet" in client.predict(api_name="/compare")[0]
+    assert "nothing unlearned yet" in client.predict(0, api_name="/compare")[0]
     assert "nothing unlearned yet" in client.predict(api_name="/export")[0]
-    status, *_ = client.predict(0, 3e-4, 1.0, api_name="/unlearn")
-    assert status.startswith("⚠") and "steps must be >= 1" in status
-    assert "lr must be > 0" in client.predict(5, -1, 1.0, api_name="/unlearn")[0]
+    for steps, lr, alpha, expected in [
+        (0, 3e-4, 1.0, "the steps must be between 1 and 5000, got 0"),
+        (100_000_000, 3e-4, 1.0, "the steps must be between 1 and 5000, got 100000000"),
+        (2.5, 3e-4, 1.0, "the steps must be a whole number, got 2.5"),
+        (5, 1e9, 1.0, "the learning rate must be between 1e-06 and 0.01, got 1000000000"),
+        (5, -1, 1.0, "the learning rate must be between"),
+        (5, 3e-4, 50, "alpha must be between 0 and 10, got 50"),
+    ]:
+        status, *_ = client.predict(steps, lr, alpha, 0, api_name="/unlearn")
+        assert status.startswith("⚠") and expected in status, status
+
+    # a reversed range is refused and the marks stay as they were
+    _, _, _, marks, *_ = client.predict("0, 3", api_name="/set_marks")
+    status, *_ = client.predict("5-2", api_name="/set_marks")
+    assert "the range '5-2' runs backwards: write it as 2-5" in status
+    assert marks == "0, 3" and "**2 with the feature**" in client.predict(api_name="/more_samples")[2]
+    client.predict("thick", api_name="/use_preset")
+    client.predict(0, api_name="/find_direction")
 
     for name, expected in [
         ("no-such-org/no-such-model", "can't load no-such-org/no-such-model"),  # offline: not in the cache
@@ -245,7 +272,7 @@ def test_bad_inputs_answer_with_messages(client, monkeypatch):
         assert status.startswith("⚠") and expected in status, status
         assert status.endswith(f"Still working with {MODEL}."), status
     # the session kept its model and its feature through the failed loads
-    status, *_ = client.predict(3, 3e-4, 1.0, api_name="/unlearn")
+    status, *_ = client.predict(3, 3e-4, 1.0, 0, api_name="/unlearn")
     assert status.startswith("✓ Unlearned in 3 steps"), status
 
     assert "not a Hub repo id" in client.predict("no slash", "tok", True, api_name="/push")
@@ -256,9 +283,96 @@ def test_bad_inputs_answer_with_messages(client, monkeypatch):
 
 def test_a_session_without_a_model_says_so(url, tmp_path):
     c = Client(url, verbose=False, analytics_enabled=False, download_files=str(tmp_path))
-    for api, args in [("/more_samples", ()), ("/find_direction", (0,)), ("/compare", ()), ("/export", ())]:
+    for api, args in [("/more_samples", ()), ("/find_direction", (0,)), ("/compare", (0,)), ("/export", ())]:
         assert "no model loaded yet" in c.predict(*args, api_name=api)[0]
-    assert "no model loaded yet" in c.predict(10, 3e-4, 1.0, api_name="/unlearn")[0]
+    assert "no model loaded yet" in c.predict(10, 3e-4, 1.0, 0, api_name="/unlearn")[0]
+
+
+# ------------------------------------------------------------------------------------------ faces
+
+FACES = "digiface-dcgan64"
+needs_faces = pytest.mark.skipif(
+    importlib.util.find_spec("gan_face_generate") is None, reason="pip install gan-face-generate for the face model"
+)
+
+
+@needs_faces
+def test_the_picker_offers_what_loads_here_and_lists_the_rest_with_what_they_need(app):
+    offered, others = app.model_choices()
+    labels = dict((name, label) for label, name in offered)
+    assert labels["mnist-dcgan"] == "mnist-dcgan · bundled"
+    assert labels[FACES] == f"{FACES} · installed from the pip package gan-face-generate"
+    assert "from the Hub" not in " ".join(labels.values())
+    for name in ("pggan-celebahq-1024", "pgan-celeba-128"):
+        if fu.hub.REGISTRY[name].where() != "converted (cached)":
+            assert name not in labels
+            line = next(line for line in others if f"**{name}**" in line)
+            assert f"needs a network once: `feature-unlearning convert {name}`" in line
+
+
+@needs_faces
+def test_faces_unlearn_from_clicks_by_the_papers_rule_and_say_so(client):
+    status, terms, *_ = client.predict(FACES, "", api_name="/load_model")
+    assert status.startswith(f"✓ Loaded **{FACES}**") and "images 3×64×64" in status
+    assert "non-commercial research" in terms and "DigiFace-1M" in terms
+    _, grid, counts, *_ = client.predict("1, 4, 9", api_name="/set_marks")
+    assert _amber_frames(grid, cell=64 * 2 + 8) == [1, 4, 9]  # faces drawn at 128 px, framed when marked
+    assert Image.open(grid).size == (8 * 136, 4 * 136)
+    out = client.predict(0, api_name="/find_direction")
+    status, note, alpha = out[0], out[4], out[-1]
+    assert status.startswith("✓ Direction found from your marks on 32 samples"), status
+    assert "by the paper's rule" in note and "no count of the feature" in note and alpha == 1.0
+    status, *_ = client.predict(2, 3e-4, alpha, 0, api_name="/unlearn")
+    assert status.startswith("✓ Unlearned in 2 steps by the paper's rule"), status
+    status, before, after, diff, details, fresh = client.predict(0, api_name="/compare")
+    assert "**Removed:** not counted" in status and "**Kept:** the other samples stay" in status, status
+    assert "samples with the feature" not in details and "how alike the other samples stay" in details
+    assert all(Path(p).is_file() for p in (before, after, diff, fresh))
+
+
+@needs_faces
+def test_a_failed_load_keeps_the_model_and_puts_the_picker_back(client, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    start = time.perf_counter()
+    status, terms, picker, *_ = client.predict(FACES, "pggan-celebahq-1024", api_name="/load_model")  # typed by name
+    assert time.perf_counter() - start < 10, "an offline load must fail at once, not after retries"
+    assert status.startswith("⚠") and "feature-unlearning convert pggan-celebahq-1024" in status, status
+    assert status.endswith(f"Still working with {MODEL}.")
+    assert (picker.get("value") if isinstance(picker, dict) else picker) == MODEL  # the picker shows it again
+
+
+# --------------------------------------------------------------------------------- pure helpers
+
+
+def test_the_verdict_reads_removed_kept_cost_and_flags_a_growing_distance(app):
+    report = {"n": 100, "share_before": 0.2, "share_after": 0.01, "removed": 0.95,
+              "preservation": {"ssim": 0.93, "l1": 0.02}, "fd_before": 190.0, "fd_after": 288.0,
+              "judge": {"name": "mnist-judge", "share_before": 0.19, "share_after": 0.03}}
+    text = app.verdict(report)
+    assert "from 20.0% to 1.0%" in text and "mnist-judge" in text and "19.0% → 3.0%" in text
+    assert "stay 93% alike" in text and "⚠" in text and "190 → 288" in text and "+52%" in text
+    assert "⚠" not in app.verdict({**report, "fd_after": 195.0})
+    table = app.details_table(report)
+    assert 'title="1 - after / before"' in table and ">95%<" in table and "fresh samples compared" in table
+
+
+def test_reversed_ranges_and_junk_in_mark_numbers_are_refused(app):
+    assert app._parse_indices("0, 3; 5-7") == [0, 3, 5, 6, 7]
+    with pytest.raises(ValueError, match="runs backwards: write it as 2-5"):
+        app._parse_indices("5-2")
+
+
+def test_the_run_line_counts_who_goes_first(app):
+    line = app.RunLine(concurrency=1)
+    assert line.join() == (0, None)  # nobody ahead: starts now
+    line.start()
+    ahead, wait = line.join()
+    assert ahead == 1 and wait is None  # no run has finished yet: no guess
+    line.finish(60.0)
+    line.start()
+    assert line.join() == (1, 60.0)
 
 
 # ------------------------------------------------------------------------------ how it is built
@@ -287,13 +401,13 @@ def test_unlearning_defaults_come_from_unlearn_config(app, monkeypatch):
     demo = app.build_demo(default_model=MODEL)
     values = {c.label: c.value for c in demo.blocks.values() if type(c).__name__ == "Number"}
     assert values["Steps"] == 123 and values["Learning rate"] == 0.0042
-    assert values["alpha (weight of L_unlearn + L_percep vs L_recon)"] == 2.5
+    assert values["Weight of forgetting vs keeping"] == 2.5
 
 
 def test_default_model_is_the_bundled_dcgan(app, monkeypatch):
     monkeypatch.delenv("FEATURE_UNLEARNING_APP_MODEL", raising=False)
     demo = app.build_demo()
-    picker = next(c for c in demo.blocks.values() if getattr(c, "label", None) == "Known model")
+    picker = next(c for c in demo.blocks.values() if getattr(c, "elem_id", None) == "model-pick")
     assert picker.value == "mnist-dcgan" and app.DEFAULT_MODEL == "mnist-dcgan"
 
 
@@ -332,11 +446,11 @@ def test_on_zero_gpu_training_runs_inside_spaces_gpu(monkeypatch, tmp_path, wait
         c = _client(address, tmp_path)
         c.predict("thick", api_name="/use_preset")
         c.predict(0, api_name="/find_direction")
-        status, *_ = c.predict(4, 3e-4, 1.0, api_name="/unlearn")
+        status, *_ = c.predict(4, 3e-4, 1.0, 0, api_name="/unlearn")
         assert status.startswith("✓ Unlearned in 4 steps"), status
         assert calls == [zero.gpu_seconds(4)]
 
-        job = c.submit(5000, 3e-4, 1.0, api_name="/unlearn")  # Cancel ends the run in the GPU process too
+        job = c.submit(5000, 3e-4, 1.0, 0, api_name="/unlearn")  # Cancel ends the run in the GPU process too
         _wait_for_progress(job)
         assert c.predict(api_name="/cancel").startswith("Stopping")
         status = job.result(timeout=120)[0]

@@ -13,6 +13,7 @@ to anything but localhost and threw no script errors. Screenshots go to pytest's
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import re
 import shutil
@@ -69,13 +70,25 @@ def page(url):
                 "--disable-component-update",
             ],
         )
-        pg = browser.new_page(viewport={"width": 1280, "height": 900})
-        pg.outside, pg.errors = [], []
-        pg.on("request", lambda r: _note_outside(pg, r.url))
-        pg.on("pageerror", lambda err: pg.errors.append(str(err)))
-        pg.goto(url)
+        pg = _open(browser, url)
+        pg.browser = browser
         yield pg
         browser.close()
+
+
+def _open(browser, url, viewport=None):
+    """A page in a context of its own (a separate Gradio session), watched for outside requests and errors."""
+    pg = browser.new_context(viewport=viewport or {"width": 1366, "height": 900}).new_page()
+    pg.outside, pg.errors = [], []
+    pg.on("request", lambda r: _note_outside(pg, r.url))
+    pg.on("pageerror", lambda err: pg.errors.append(str(err)))
+    pg.goto(url)
+    return pg
+
+
+def _choose(page, dropdown: str, option: str) -> None:
+    page.locator(f"{dropdown} input").click()
+    page.get_by_role("option", name=option).click()
 
 
 def _note_outside(pg, address: str) -> None:
@@ -135,7 +148,7 @@ def _framed(page, indices, nrow: int = 8, cell: int = 120) -> list[int]:
     out = []
     for i in indices:
         r, c = divmod(i, nrow)
-        y, x = int((r * cell + 60) * k), int((c * cell + 1.5) * k)  # the middle of the tile's left frame
+        y, x = int((r * cell + cell // 2) * k), int((c * cell + 1.5) * k)  # the middle of the tile's left frame
         red, green, blue = pixels[y, x]
         if red > 200 and 120 < green < 210 and blue < 90:
             out.append(i)
@@ -180,7 +193,7 @@ def test_clicking_through_the_whole_flow(page, tmp_path):
     _wait_text(page, "#counts", "page 1 of 2")
     assert _framed(page, [1, 11, 21]) == [1, 21]
 
-    page.get_by_role("button", name="Label with the preset").click()  # the preset shown: thick strokes
+    _choose(page, "#preset", "thick strokes")  # choosing a preset applies it: no second button
     _wait_text(page, "#counts", "labelled by the preset thick strokes")
     shot("app-03-feature", "#sample-grid", "#feature-status")
 
@@ -194,13 +207,18 @@ def test_clicking_through_the_whole_flow(page, tmp_path):
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 0.92, box["y"] + box["height"] / 2, steps=8)
-    page.mouse.up()
-    page.wait_for_function(
+    page.wait_for_function(  # the picture follows while the button is still held
         "before => document.querySelector('#live img') && document.querySelector('#live img').src !== before",
         arg=before,
     )
-    assert "a = +" in page.get_by_text("The traversal's samples at a").inner_text()
-    shot("app-04-direction", "#direction-status", "#live")
+    _wait_text(page, "#live-caption", "moved by +")
+    page.mouse.up()
+    slider.focus()  # keys move it too, and the caption follows
+    slider.press("Home")
+    _wait_text(page, "#live-caption", "moved by -3.00")
+    slider.press("ArrowRight")
+    _wait_text(page, "#live-caption", "moved by -2.75")
+    shot("app-04-direction", "#direction-status", "#live", "#traversal", "#histogram")
 
     steps = page.get_by_label("Steps")
     steps.fill(str(STEPS))
@@ -224,11 +242,15 @@ def test_clicking_through_the_whole_flow(page, tmp_path):
     page.get_by_role("button", name="Compare original and unlearned").click()
     status = _wait_text(page, "#compare-status", "fresh samples", timeout=120_000)
     assert "the feature went from" in status
-    page.locator("#comparison img").wait_for()
+    page.locator("#compare-after img").wait_for()
+    page.get_by_role("button", name="New samples").click()
+    _wait_text(page, "#samples-status", "seed 1")
     page.get_by_role("button", name="Export the unlearned model (.zip)").click()
     _wait_text(page, "#export-status", "Packed")
     page.get_by_text(".zip").first.wait_for()
-    shot("app-06-compare", "#compare-status", "#export-status", "#metrics")
+    page.get_by_text("Details: every number behind the verdict").click()
+    page.locator("#details-table").wait_for()
+    shot("app-06-compare", "#compare-status", "#export-status")
     shot("app-07-whole-page")
 
     assert page.errors == [], page.errors
@@ -243,4 +265,96 @@ def test_bad_input_shows_a_message_in_the_page(page):
     page.get_by_label("…or a Hub repo id / local folder (used when filled in)").fill("/no/such/folder")
     page.get_by_role("button", name="Load").click()
     _wait_text(page, "#model-status", "unknown model '/no/such/folder'")
+    assert page.errors == []
+
+
+def test_bad_settings_are_refused_and_toasts_do_not_pile_up(page):
+    _wait_text(page, "#model-status", "Loaded")
+    _choose(page, "#preset", "thick strokes")
+    _wait_text(page, "#counts", "labelled by the preset")
+    page.get_by_role("button", name="Find the direction").click()
+    _wait_text(page, "#direction-status", "Direction found", timeout=120_000)
+    for selector, value, message in [
+        ("#lr input", "1e9", "the learning rate must be between"),
+        ("#steps input", "100000000", "the steps must be between 1 and 5000"),
+        ("#steps input", "2.5", "the steps must be a whole number"),
+    ]:
+        page.locator("#lr input").fill("0.0003")
+        page.locator("#steps input").fill("40")
+        page.locator(selector).fill(value)
+        page.locator(selector).press("Tab")
+        page.get_by_role("button", name="Run unlearning").click()
+        _wait_text(page, "#run-status", message)
+    assert page.locator(".toast-body:visible").count() <= 1  # each new toast replaced the last
+    page.get_by_text("Mark by number").click()
+    page.locator("#marks textarea").fill("5-2")
+    page.get_by_role("button", name="Set marks").click()
+    _wait_text(page, "#feature-status", "runs backwards")
+    assert "labelled by the preset" in page.locator("#counts").inner_text()  # the marks were kept
+    assert page.errors == []
+
+
+def test_a_second_user_sees_the_queue_and_cannot_press_run_twice(page, url):
+    other = _open(page.browser, url)
+    for pg in (page, other):
+        _wait_text(pg, "#model-status", "Loaded")
+        _choose(pg, "#preset", "thick strokes")
+        _wait_text(pg, "#counts", "labelled by the preset")
+        pg.get_by_role("button", name="Find the direction").click()
+    for pg in (page, other):
+        _wait_text(pg, "#direction-status", "Direction found", timeout=120_000)
+        pg.locator("#steps input").fill("5000")
+        pg.locator("#steps input").press("Tab")
+    page.get_by_role("button", name="Run unlearning").click()
+    _wait_text(page, "#run-status", RUNNING)
+    other.get_by_role("button", name="Run unlearning").click()
+    status = _wait_text(other, "#run-status", "Waiting for its turn: 1 run of other people go first")
+    assert not other.get_by_role("button", name="Run unlearning").is_enabled()  # no second press while queued
+    assert other.get_by_role("button", name="Cancel").is_enabled()
+    box = other.locator("#run-status").bounding_box()
+    assert 0 <= box["y"] < 900, "the run's status is scrolled into view"
+    page.get_by_role("button", name="Cancel").click()
+    _wait_text(page, "#run-status", "Stopped at step")
+    _wait_text(other, "#run-status", RUNNING, timeout=120_000)  # the queued run starts by itself
+    other.get_by_role("button", name="Cancel").click()
+    _wait_text(other, "#run-status", "Stopped at step")
+    assert other.get_by_role("button", name="Run unlearning").is_enabled()
+
+
+def test_phone_layout_keeps_every_number_on_screen(page, url, tmp_path):
+    phone = _open(page.browser, url, viewport={"width": 390, "height": 844})
+    _wait_text(phone, "#model-status", "Loaded")
+    _choose(phone, "#preset", "thick strokes")
+    _wait_text(phone, "#counts", "labelled by the preset")
+    phone.get_by_role("button", name="Find the direction").click()
+    _wait_text(phone, "#direction-status", "Direction found", timeout=120_000)
+    phone.locator("#steps input").fill("3")
+    phone.get_by_role("button", name="Run unlearning").click()
+    _wait_text(phone, "#run-status", "Unlearned in 3 steps", timeout=180_000)
+    phone.get_by_role("button", name="Compare original and unlearned").click()
+    _wait_text(phone, "#compare-status", "Removed", timeout=120_000)
+    phone.get_by_text("Details: every number behind the verdict").click()
+    table = phone.locator("#details-table")
+    table.wait_for()
+    box = table.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box  # no number cut off at the right
+    assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390
+    Shots(phone, tmp_path)("app-phone-compare", "#compare-status", "#details-table")
+    assert phone.errors == []
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gan_face_generate") is None, reason="pip install gan-face-generate")
+def test_faces_are_big_enough_to_judge_and_their_terms_are_shown(page, tmp_path):
+    _wait_text(page, "#model-status", "Loaded")
+    _choose(page, "#model-pick", "digiface-dcgan64 · installed from the pip package gan-face-generate")
+    _wait_text(page, "#model-status", "Loaded digiface-dcgan64", timeout=120_000)
+    assert "non-commercial research" in page.locator("#model-terms").inner_text()
+    page.wait_for_function("() => document.querySelector('#sample-grid img')?.naturalWidth === 8 * 136")
+    width = page.locator("#sample-grid img").bounding_box()["width"]
+    assert width / 8 - 8 >= 96, f"faces drawn {width / 8 - 8:.0f} px wide"
+    assert not page.locator("#preset input").is_enabled()  # presets are for digits
+    page.mouse.click(*_tile_centre(page, 3, cell=136))
+    _wait_text(page, "#feature-status", "Marked sample 3")
+    assert _framed(page, [2, 3, 4], cell=136) == [3]
+    Shots(page, tmp_path)("app-08-faces", "#model-status", "#feature-status")
     assert page.errors == []

@@ -9,7 +9,9 @@ import torch
 
 import feature_unlearning as fu
 from feature_unlearning.oracles import StrokeThickness
-from feature_unlearning.session import Workspace, unlearn_stream
+from feature_unlearning.directions import ALPHAS
+from feature_unlearning.feature import Feature
+from feature_unlearning.session import Workspace, check_settings, judge_name, unlearn_stream
 from feature_unlearning.unlearn import UnlearnConfig
 
 MODEL = "mnist-dcgan"
@@ -48,8 +50,82 @@ def test_workspace_marks_pages_and_presets(tmp_path):
     with pytest.raises(ValueError, match="presets: only for 28x28 grey digits so far, and .* draws 3x32x32 images"):
         faces.use_preset("thick")
     faces.set_marked([0, 1])
-    with pytest.raises(ValueError, match="from marks .* only for 28x28 grey digits"):
-        faces.find_feature()
+    feature = faces.find_feature()  # no image feature extractor for a colour folder: the clicks give the direction
+    assert not feature.image_oracle and "paper's rule" in feature.note
+    assert faces.config(steps=2, lr=1e-3, alpha=1.0).method == "paper"
+
+
+def test_clicks_on_a_model_without_an_image_judge_unlearn_by_the_papers_rule(tmp_path):
+    rgb = fu.save_pretrained(
+        fu.DCGANGenerator(latent_dim=8, base_channels=8, channels=3, image_size=32).eval(), tmp_path / "rgb"
+    )
+    ws = Workspace.open(str(rgb), page_size=8)
+    ws.set_marked([0, 2, 5])
+    ws.find_feature()
+    *_, last = ws.start_run(ws.config(steps=2, lr=1e-3, alpha=1.0))
+    assert last.done and ws.result.history.config["method"] == "paper"
+    report = ws.compare(n=40)
+    # nothing scores the feature in new images: no removal number, but what stayed is measured
+    assert "removed" not in report and "share_after" not in report
+    assert 0 < report["n_below_threshold"] <= 40 and 0 <= report["preservation"]["l1"] < 2
+    before, after = ws.samples(seed=7, n=4)
+    assert before.shape == after.shape == (4, 3, 32, 32) and torch.equal(before, ws.samples(seed=7, n=4)[0])
+    assert not torch.equal(before, ws.samples(seed=8, n=4)[0])
+
+
+@pytest.mark.parametrize(
+    "steps, lr, alpha, message",
+    [
+        (2.5, 1e-4, 0.5, "steps must be a whole number, got 2.5"),
+        (100_000_000, 1e-4, 0.5, "steps must be between 1 and 5000, got 100000000"),
+        (0, 1e-4, 0.5, "steps must be between 1 and 5000"),
+        (10, 1e9, 0.5, "learning rate must be between 1e-06 and 0.01, got 1000000000"),
+        (10, 0, 0.5, "learning rate must be between"),
+        (10, 1e-4, -1, "alpha must be between 0 and 10, got -1"),
+        (10, float("nan"), 0.5, "learning rate must be a number"),
+        (None, 1e-4, 0.5, "fill in the steps"),
+    ],
+)
+def test_run_settings_out_of_bounds_are_refused_with_the_range(steps, lr, alpha, message):
+    with pytest.raises(ValueError, match=message):
+        check_settings(steps, lr, alpha)
+
+
+def test_settings_inside_the_bounds_pass_as_numbers():
+    assert check_settings(40.0, 3e-4, 0) == (40, 3e-4, 0.0)
+    assert isinstance(check_settings(40.0, 3e-4, 0)[0], int)
+
+
+def test_traversal_of_the_unlearned_model_and_clamped_alpha(thick_workspace):
+    ws = thick_workspace
+    assert torch.equal(ws.at_alpha(99.0), ws.at_alpha(ALPHAS[-1]))  # typed values outside the range clamp
+    assert torch.equal(ws.at_alpha(-99.0), ws.at_alpha(ALPHAS[0]))
+    other = fu.DCGANGenerator(latent_dim=ws.model.latent_dim).eval()
+    assert not torch.equal(ws.at_alpha(1.0, model=other), ws.at_alpha(1.0))
+
+
+def test_a_cancel_while_queued_is_kept_for_the_run(thick_workspace):
+    ws = thick_workspace
+    ws.queue_run()
+    assert not ws.cancelled
+    ws.cancel()
+    assert ws.cancelled
+    ws.queue_run()
+    assert not ws.cancelled
+
+
+def test_removal_of_a_digit_is_also_graded_by_the_independent_judge():
+    ws = Workspace.open(MODEL, page_size=16)
+    ws.use_preset("digit:1")
+    feature = ws.find_feature(n=500)
+    assert judge_name(feature) == "mnist-judge"
+    *_, last = ws.start_run(ws.config(steps=2, lr=3e-4, alpha=0.5))
+    report = ws.compare(n=200)
+    judge = report["judge"]
+    assert judge["name"] == "mnist-judge" and 0 < judge["share_before"] < 0.5
+    # the judge is another classifier than the one that labelled: close but not the same numbers
+    assert abs(judge["share_before"] - report["share_before"]) < 0.1
+    assert judge_name(Feature.from_oracle(ws.model, "thick", n=200)) is None  # none yet for thick strokes
 
 
 def test_a_preset_labels_new_pages_and_a_click_ends_it(thick_workspace):
@@ -146,3 +222,26 @@ def test_a_remote_run_is_abandoned_on_cancel(thick_workspace):
     assert last.abandoned and not last.done and closed == [True] and ws.result is None
 
 
+
+
+def test_a_diverged_run_keeps_the_last_good_model(thick_workspace, monkeypatch):
+    """Until the library raises UnlearningDiverged itself (unlearn.py), a stand-in with its attributes."""
+    import feature_unlearning.unlearn as unlearn_module
+    from feature_unlearning.unlearn import History
+
+    class UnlearningDiverged(RuntimeError):
+        def __init__(self, model, history, step):
+            super().__init__(f"loss not finite at step {step}")
+            self.model, self.history, self.step = model, history, step
+
+    monkeypatch.setattr(unlearn_module, "UnlearningDiverged", UnlearningDiverged, raising=False)
+    ws = thick_workspace
+    good = copy.deepcopy(ws.model)
+
+    def runner(feature, model, config, *, preview_z):
+        raise UnlearningDiverged(good, History(step=[10]), 12)
+        yield  # a generator, like unlearn_stream
+
+    with pytest.raises(UnlearningDiverged):
+        list(ws.start_run(ws.config(steps=20, lr=1e-3, alpha=0.5), runner=runner))
+    assert ws.result is not None and ws.result.unlearned is good  # compare and export still work on it
