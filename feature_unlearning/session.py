@@ -403,23 +403,27 @@ class Workspace:
 
 
 def judge_name(feature: Feature) -> str | None:
-    """The model that grades removal without having been in the loss, for ``feature`` (``None``: none yet).
+    """What grades removal without having been in the loss, for ``feature`` (``None``: nothing yet).
 
-    Digits ``digit:K``: the bundled ``mnist-judge``, a classifier trained apart from the ``mnist-classifier``
-    that guides unlearning. (To be replaced by ``feature_unlearning.judges`` once that lands: this function
-    and :func:`independent_judge` are the only places to change.)
+    Digits ``digit:K``: ``mnist-judge-resnet``, another network family trained on other digits than the
+    ``mnist-classifier`` that guides unlearning; ``thick``: the skeleton stroke width, a measure computed
+    another way than the oracle's (both from :mod:`feature_unlearning.judges`). Click probes and faces have none.
     """
-    return "mnist-judge" if feature.name.startswith("digit:") else None
+    if feature.name.startswith("digit:"):
+        return "mnist-judge-resnet (another classifier)"
+    if feature.name in ("thick", "thick:0.9"):
+        return "the skeleton stroke width (another stroke measure)"
+    return None
 
 
 def independent_judge(feature: Feature) -> Oracle | None:
     """An oracle for ``feature`` that was not in the loss (see :func:`judge_name`), or ``None``."""
-    name = judge_name(feature)
-    if name is None:
+    if judge_name(feature) is None:
         return None
-    from .hub import load_pretrained
+    from . import judges
 
-    return get_oracle(feature.name, classifier=load_pretrained(name))
+    (oracle,) = judges.judge_oracles("thick" if feature.name.startswith("thick") else feature.name).values()
+    return oracle
 
 
 # ----------------------------------------------------------------------------- streamed unlearning

@@ -11,7 +11,7 @@ import feature_unlearning as fu
 from feature_unlearning.oracles import StrokeThickness
 from feature_unlearning.directions import ALPHAS
 from feature_unlearning.feature import Feature
-from feature_unlearning.session import Workspace, check_settings, judge_name, unlearn_stream
+from feature_unlearning.session import Workspace, check_settings, independent_judge, judge_name, unlearn_stream
 from feature_unlearning.unlearn import UnlearnConfig
 
 MODEL = "mnist-dcgan"
@@ -118,14 +118,15 @@ def test_removal_of_a_digit_is_also_graded_by_the_independent_judge():
     ws = Workspace.open(MODEL, page_size=16)
     ws.use_preset("digit:1")
     feature = ws.find_feature(n=500)
-    assert judge_name(feature) == "mnist-judge"
+    assert judge_name(feature).startswith("mnist-judge-resnet")
     *_, last = ws.start_run(ws.config(steps=2, lr=3e-4, alpha=0.5))
     report = ws.compare(n=200)
     judge = report["judge"]
-    assert judge["name"] == "mnist-judge" and 0 < judge["share_before"] < 0.5
+    assert judge["name"].startswith("mnist-judge-resnet") and 0 < judge["share_before"] < 0.5
     # the judge is another classifier than the one that labelled: close but not the same numbers
     assert abs(judge["share_before"] - report["share_before"]) < 0.1
-    assert judge_name(Feature.from_oracle(ws.model, "thick", n=200)) is None  # none yet for thick strokes
+    assert "skeleton" in judge_name(Feature.from_oracle(ws.model, "thick", n=200))  # another stroke measure
+    assert independent_judge(Feature.from_oracle(ws.model, "thick", n=200)).name == "judge:thick"
 
 
 def test_a_preset_labels_new_pages_and_a_click_ends_it(thick_workspace):
