@@ -106,6 +106,7 @@ class History:
     unresolved: list[float] = field(default_factory=list)  # positives with no feature-free target found
     seconds: float = 0.0
     stopped_early: bool = False
+    diverged_at: int | None = None  # the step whose loss or weights were non-finite (see UnlearningDiverged)
     config: dict = field(default_factory=dict)
 
     def asdict(self) -> dict:
@@ -119,6 +120,19 @@ class History:
         self.positive_share.append(positive.float().mean().item())
         n_pos = int(positive.sum())
         self.unresolved.append(float((positive & ~resolved).sum()) / n_pos if n_pos else 0.0)
+
+
+class UnlearningDiverged(RuntimeError):
+    """Training produced a non-finite loss or non-finite weights (usually: the learning rate is too high).
+
+    ``model`` is the student after ``good_step`` optimiser steps (0: an untouched copy of the original), the
+    last whose loss and weights were finite, in eval mode on the original model's device; ``step`` is the
+    step that diverged and ``history`` what was measured up to it.
+    """
+
+    def __init__(self, message: str, *, model: nn.Module, history: "History", step: int, good_step: int):
+        super().__init__(message)
+        self.model, self.history, self.step, self.good_step = model, history, step, good_step
 
 
 # ----------------------------------------------------------------------------------- loss terms (pure)
@@ -335,9 +349,13 @@ def training_step(
     oracle: Oracle | None,
     margin: float,
     autocast,
+    last_good: "_Snapshot | None" = None,
 ) -> tuple[dict[str, float], torch.Tensor]:
     """One optimiser step of the student on one batch. Returns the loss parts and the latents whose student
-    image still shows the feature (for replay; empty unless the hinge is on)."""
+    image still shows the feature (for replay; empty unless the hinge is on).
+
+    A non-finite loss takes no step (``parts["loss"]`` says so); a finite one first saves the weights it was
+    computed on into ``last_good``, so that a divergence can hand back the last model known to be good."""
     with autocast:
         out = student(z).float()
     loss, parts = unlearning_loss(
@@ -360,10 +378,38 @@ def training_step(
         parts["oracle"] = hinge.mean().item()
         parts["loss"] = loss.item()
         failed = z[positive][hinge.detach() > 0]
+    if not math.isfinite(parts["loss"]):
+        return parts, z[:0]
+    if last_good is not None:
+        last_good.save()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     return parts, failed
+
+
+class _Snapshot:
+    """A copy of some parameters, to go back to (the last weights known to give a finite loss)."""
+
+    def __init__(self, params: list[torch.Tensor]):
+        self.params = params
+        self.copy = [p.detach().clone() for p in params]
+        self.step = 0  # how many optimiser steps the saved weights have taken
+        self._saves = 0
+
+    @torch.no_grad()
+    def save(self) -> None:
+        """Called just before each optimiser step: the k-th save holds the weights after k - 1 steps."""
+        torch._foreach_copy_(self.copy, [p.detach() for p in self.params])
+        self.step, self._saves = self._saves, self._saves + 1
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        torch._foreach_copy_([p.detach() for p in self.params], self.copy)
+
+
+def _all_finite(params: list[torch.Tensor]) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in params)
 
 
 def unlearn(
@@ -391,6 +437,9 @@ def unlearn(
     ``callback(step, info)`` is called every ``log_every`` steps with the losses, the elapsed seconds
     and the current ``model``; returning ``False`` stops training early (the model so far is returned).
     Returns ``(unlearned_model, history)``; the unlearned model is in eval mode on ``model``'s device.
+
+    Raises :class:`UnlearningDiverged` when the loss or the weights stop being finite (a learning rate far
+    too high); the exception carries the last good model, the history and the step.
     """
     from .oracles import Selection
     from .utils import progress
@@ -431,6 +480,7 @@ def unlearn(
     margin = cfg.margin if cfg.margin is not None else getattr(oracle, "default_margin", 0.0)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.mixed_precision and device.type == "cuda")
 
+    last_good = _Snapshot(params)
     history = History(config=asdict(cfg))
     failures = torch.empty(0, model.latent_dim)  # latents whose student image still showed the feature
     start = time.perf_counter()
@@ -440,7 +490,10 @@ def unlearn(
         z = draw_latents(cfg, model.latent_dim, direction, cut, failures, gen).to(device)
         with autocast:
             teach, target, positive, resolved = make_targets(teacher, z, direction, threshold, cfg, oracle, margin)
-        parts, failed = training_step(student, opt, z, teach, target, positive, cfg, oracle, margin, autocast)
+        parts, failed = training_step(student, opt, z, teach, target, positive, cfg, oracle, margin, autocast,
+                                      last_good)
+        if not math.isfinite(parts["loss"]) or not _all_finite(params):
+            raise _diverged(student, last_good, history, step, parts["loss"], cfg, home, start)
         if cfg.replay > 0 and len(failed):
             failures = torch.cat([failures, failed.cpu()])[-cfg.replay_size :]
         if step % cfg.log_every == 0 or step == cfg.steps:
@@ -453,3 +506,19 @@ def unlearn(
     history.seconds = time.perf_counter() - start
     student.requires_grad_(False)
     return student.eval().to(home), history
+
+
+def _diverged(student, last_good, history, step, loss, cfg, home, start) -> UnlearningDiverged:
+    """Put the last good weights back into ``student`` and say what diverged and what to try."""
+    what = f"the loss became {loss}" if not math.isfinite(loss) else "the weights became non-finite (NaN or inf)"
+    last_good.restore()
+    student.requires_grad_(False)
+    history.seconds = time.perf_counter() - start
+    history.diverged_at = step
+    lower = UnlearnConfig.lr if cfg.lr > UnlearnConfig.lr else cfg.lr / 10
+    message = (
+        f"unlearning diverged at step {step} of {cfg.steps}: {what}. The learning rate is probably too high "
+        f"(lr={cfg.lr:g}): try a lower one, e.g. lr={lower:g} (the default is {UnlearnConfig.lr:g})."
+    )
+    return UnlearningDiverged(message, model=student.eval().to(home), history=history, step=step,
+                              good_step=last_good.step)

@@ -9,6 +9,7 @@ from feature_unlearning.directions import feature_direction, threshold
 from feature_unlearning.oracles import DigitClass, StrokeThickness, collect
 from feature_unlearning.unlearn import (
     UnlearnConfig,
+    UnlearningDiverged,
     draw_latents,
     find_targets,
     make_targets,
@@ -180,3 +181,35 @@ def test_sampling_targets_and_step_work_alone(tiny_dcgan):
     losses = [training_step(student, opt, z, teach, target, positive, cfg, None, 0.0, torch.autocast("cpu", enabled=False))[0]["loss"]
               for _ in range(10)]
     assert losses[-1] < losses[0]  # the step optimises the paper's loss on a fixed batch
+
+
+def test_divergence_raises_with_the_last_good_model(tiny_dcgan):
+    """A learning rate far too high: a clear error, the original untouched, and the last finite model kept."""
+    import feature_unlearning as fu
+
+    assert fu.UnlearningDiverged is UnlearningDiverged and issubclass(UnlearningDiverged, RuntimeError)
+    d = torch.nn.functional.normalize(torch.ones(tiny_dcgan.latent_dim), dim=0)
+    before = copy.deepcopy(tiny_dcgan.state_dict())
+    cfg = UnlearnConfig(method="paper", steps=30, batch_size=8, lr=1e7, log_every=1)
+    with pytest.raises(UnlearningDiverged, match="diverged at step .* lower one") as caught:
+        unlearn(tiny_dcgan, d, 0.0, cfg)
+    err = caught.value
+    assert 1 <= err.step <= 30 and err.history.diverged_at == err.step and err.good_step < err.step
+    assert all(torch.isfinite(p).all() for p in err.model.parameters())
+    assert not err.model.training and not any(p.requires_grad for p in err.model.parameters())
+    assert torch.isfinite(err.model.generate(4, seed=0)).all()
+    for k, v in tiny_dcgan.state_dict().items():
+        assert torch.equal(v, before[k]), f"the original model changed: {k}"
+    # the model kept is exactly the run stopped after good_step steps (the original if none)
+    if err.good_step:
+        same, _ = unlearn(tiny_dcgan, d, 0.0, UnlearnConfig(method="paper", steps=err.good_step, batch_size=8, lr=1e7))
+    else:
+        same = tiny_dcgan
+    for a, b in zip(err.model.parameters(), same.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_a_finite_run_does_not_diverge(tiny_dcgan):
+    d = torch.nn.functional.normalize(torch.ones(tiny_dcgan.latent_dim), dim=0)
+    _, hist = unlearn(tiny_dcgan, d, 0.0, UnlearnConfig(method="paper", steps=3, batch_size=8))
+    assert hist.diverged_at is None
