@@ -19,19 +19,22 @@ Two ways to decide "positive" and pick z_hat (``UnlearnConfig.method``):
   projection, so the rare positives are seen often; the samples are fresh at every step, so the change
   generalises over latent space instead of fitting a fixed set of pairs.
 
-MS-SSIM is adapted to 28x28 images: three scales (28, 14, 7 px) with a 7x7 Gaussian window (sigma 1),
-the first three of the standard scale weights renormalised (the paper's five scales need >= 160 px).
+MS-SSIM is adapted to 28x28 images: three scales (28, 14, 7 px) with a Gaussian window of sigma 1 (9 px
+wide: torchmetrics sizes a Gaussian window from sigma, and so does :func:`ms_ssim_per_sample`), the first
+three of the standard scale weights renormalised (the paper's five scales need >= 160 px).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .directions import project, translate
@@ -144,19 +147,56 @@ def l1_per_sample(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def ms_ssim_per_sample(a: torch.Tensor, b: torch.Tensor, *, kernel_size: int = 7, sigma: float = 1.0) -> torch.Tensor:
-    """MS-SSIM per image for images in [-1, 1], adapted to small images (see the module docstring)."""
-    from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as ms_ssim
+    """MS-SSIM per image ``(N, C, H, W)`` x2 in [-1, 1] -> ``(N,)``, adapted to small images (module docstring).
 
-    return ms_ssim(
-        a.float(),
-        b.float(),
-        kernel_size=kernel_size,
-        sigma=sigma,
-        data_range=2.0,
-        betas=MS_SSIM_BETAS,
-        normalize="relu",
-        reduction="none",
-    )
+    The same numbers as torchmetrics' ``multiscale_structural_similarity_index_measure`` (Gaussian window,
+    reflect padding, ``normalize="relu"``; like torchmetrics, the window spans ``int(3.5 * sigma + 0.5) * 2 + 1``
+    pixels whatever ``kernel_size`` says). Images up to 64 px a side are blurred by two small matrix
+    products (reflect padding folded into the matrices): on a CPU that is about 3x faster, backward included,
+    than torchmetrics' grouped 2-D convolution, which larger images still use.
+    """
+    if max(a.shape[-2:]) > 64:
+        from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as ms_ssim
+
+        return ms_ssim(a.float(), b.float(), kernel_size=kernel_size, sigma=sigma, data_range=2.0,
+                       betas=MS_SSIM_BETAS, normalize="relu", reduction="none")
+    a, b = a.float(), b.float()
+    c1, c2 = (0.01 * 2.0) ** 2, (0.03 * 2.0) ** 2  # torchmetrics' k1, k2 at data_range 2
+    scores = []
+    for i, beta in enumerate(MS_SSIM_BETAS):
+        (h, w), last = a.shape[-2:], i == len(MS_SSIM_BETAS) - 1
+        blur_h, pad = _blur_matrix(h, sigma, a.device)
+        blur_w, _ = _blur_matrix(w, sigma, a.device)
+        mu_a, mu_b, e_aa, e_bb, e_ab = (blur_h @ torch.stack((a, b, a * a, b * b, a * b)) @ blur_w.T).unbind(0)
+        mu_aa, mu_bb, mu_ab = mu_a * mu_a, mu_b * mu_b, mu_a * mu_b
+        upper = 2 * (e_ab - mu_ab) + c2
+        lower = (e_aa - mu_aa).clamp_min(0) + (e_bb - mu_bb).clamp_min(0) + c2
+        if last:  # the full SSIM at the coarsest scale
+            value = ((2 * mu_ab + c1) * upper / ((mu_aa + mu_bb + c1) * lower)).flatten(1).mean(1)
+        else:  # contrast-structure only, away from the padded border, then halve the resolution
+            value = (upper / lower)[..., pad : h - pad, pad : w - pad].flatten(1).mean(1)
+            a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
+        scores.append(torch.relu(value) ** beta)
+    return torch.stack(scores).prod(0)
+
+
+@functools.lru_cache(maxsize=32)
+def _blur_matrix(n: int, sigma: float, device: torch.device) -> tuple[torch.Tensor, int]:
+    """``(n, n)`` matrix M such that ``M @ x`` reflect-pads a length-``n`` signal ``x`` by ``pad`` and
+    convolves it with torchmetrics' Gaussian window (``int(3.5 * sigma + 0.5) * 2 + 1`` taps); and ``pad``."""
+    size = int(3.5 * sigma + 0.5) * 2 + 1
+    pad = (size - 1) // 2
+    if pad >= n:
+        raise ValueError(f"images of {n} px are too small for MS-SSIM's {size}-px window at its coarsest scale")
+    offsets = torch.arange((1 - size) / 2, (1 + size) / 2, 1, dtype=torch.float64)
+    window = torch.exp(-((offsets / sigma) ** 2) / 2)
+    window /= window.sum()
+    src = torch.arange(n)[:, None] + torch.arange(size)[None, :] - pad  # (n, size) padded positions read
+    src = src.abs()  # reflect at 0 ...
+    src = torch.where(src > n - 1, 2 * (n - 1) - src, src)  # ... and at n - 1
+    m = torch.zeros(n, n, dtype=torch.float64).index_put_((torch.arange(n)[:, None].expand(-1, size), src),
+                                                           window.expand(n, -1), accumulate=True)
+    return m.float().to(device), pad
 
 
 def unlearning_loss(
@@ -181,11 +221,17 @@ def unlearning_loss(
     unl = pos * l1_per_sample(student, target)
     ssim_args = {"kernel_size": ms_ssim_kernel, "sigma": ms_ssim_sigma}
     percep = torch.zeros_like(unl)
-    if percep_weight > 0 and bool(positive.any()):
+    on_pos, on_neg = percep_weight > 0 and bool(positive.any()), recon_percep_weight > 0 and not bool(positive.all())
+    if on_pos and on_neg:  # one call for the whole batch: the positives against f(z_hat), the negatives against f(z)
+        dissim = 1 - ms_ssim_per_sample(student, torch.where(positive[:, None, None, None], target, teacher),
+                                        **ssim_args).to(unl.dtype)
+        percep = pos * dissim
+        recon = recon + recon_percep_weight * (1 - pos) * dissim
+    elif on_pos:
         p_idx = positive.nonzero().squeeze(1)
         ssim = ms_ssim_per_sample(student[p_idx], target[p_idx], **ssim_args)
         percep = percep.index_put((p_idx,), 1 - ssim.to(unl.dtype))
-    if recon_percep_weight > 0 and not bool(positive.all()):
+    elif on_neg:
         n_idx = (~positive).nonzero().squeeze(1)
         ssim = ms_ssim_per_sample(student[n_idx], teacher[n_idx], **ssim_args)
         recon = recon.index_put((n_idx,), recon[n_idx] + recon_percep_weight * (1 - ssim.to(unl.dtype)))
@@ -249,9 +295,12 @@ def find_targets(
     *,
     margin: float,
     offsets: tuple[float, ...],
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Target latents for positives: the first of z - (max(proj - t, 0) + o) * d, o in ``offsets``,
-    whose image the oracle scores below ``threshold - margin``.
+    whose image the oracle scores below ``threshold - margin``. The offsets are tried in turn, each on the
+    positives still unresolved: most resolve at the first (94% for thick strokes, 68% for digit 8 on the
+    bundled DCGAN), so this runs ~1.1-1.5x the positives through the teacher where one batch of every
+    offset at once would run 8x.
 
     Returns ``(z_hat, images, resolved)``: the target latents, the teacher's images of them, and
     whether each met the margin (where no offset did, z_hat is the largest move tried).

@@ -13,6 +13,7 @@ from feature_unlearning.unlearn import (
     draw_latents,
     find_targets,
     make_targets,
+    ms_ssim_per_sample,
     oversample_cut,
     sample_batch,
     training_step,
@@ -42,6 +43,27 @@ def test_loss_terms_follow_the_labels():
     assert with_ssim["percep"] > 0
     _, same = unlearning_loss(target, teacher, target, positive)
     assert same["unlearn"] == 0 and same["percep"] == pytest.approx(0.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(16, 1, 28, 28), (4, 3, 32, 32), (2, 1, 80, 80)])
+def test_ms_ssim_matches_torchmetrics_values_and_gradients(shape):
+    """The fast matrix-product MS-SSIM (and the fallback for large images) is torchmetrics' MS-SSIM."""
+    from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as reference
+
+    from feature_unlearning.unlearn import MS_SSIM_BETAS
+
+    g = torch.Generator().manual_seed(0)
+    a = (torch.rand(*shape, generator=g) * 2 - 1).requires_grad_(True)
+    b = (a.detach() + 0.3 * torch.randn(*shape, generator=g)).clamp(-1, 1)
+    a_ref = a.detach().clone().requires_grad_(True)
+    ours = ms_ssim_per_sample(a, b)
+    theirs = reference(a_ref, b, kernel_size=7, sigma=1.0, data_range=2.0, betas=MS_SSIM_BETAS, normalize="relu",
+                       reduction="none")
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    ours.sum().backward()
+    theirs.sum().backward()
+    torch.testing.assert_close(a.grad, a_ref.grad, atol=1e-6, rtol=1e-4)
+    assert ms_ssim_per_sample(b, b).sub(1).abs().max() < 1e-5
 
 
 def test_oversampled_batches_follow_the_conditioned_prior():
