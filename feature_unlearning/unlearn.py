@@ -554,7 +554,12 @@ def unlearn(
                     break
     history.seconds = time.perf_counter() - start
     student.requires_grad_(False)
-    return student.eval().to(home), history
+    return _handed_back(student, home), history
+
+
+def _handed_back(student: nn.Module, home: torch.device) -> nn.Module:
+    """The student as the caller gets it: frozen, in eval mode, on ``home``."""
+    return student.requires_grad_(False).eval().to(home)
 
 
 def _diverged(student, last_good, history, step, loss, cfg, home, start) -> UnlearningDiverged:
@@ -569,5 +574,5 @@ def _diverged(student, last_good, history, step, loss, cfg, home, start) -> Unle
         f"unlearning diverged at step {step} of {cfg.steps}: {what}. The learning rate is probably too high "
         f"(lr={cfg.lr:g}): try a lower one, e.g. lr={lower:g} (the default is {UnlearnConfig.lr:g})."
     )
-    return UnlearningDiverged(message, model=student.eval().to(home), history=history, step=step,
+    return UnlearningDiverged(message, model=_handed_back(student, home), history=history, step=step,
                               good_step=last_good.step)
