@@ -24,7 +24,7 @@ from .models import ConvVAE, DCGANGenerator, DigitClassifier, Generator, Generat
 
 # imported now (cheap: torch only, no model): importing a submodule later would rebind the package's
 # ``unlearn`` to the module of that name, so the function must be bound after it
-from .unlearn import History, UnlearnConfig, unlearn
+from .unlearn import History, UnlearnConfig, UnlearningDiverged, unlearn
 
 # name -> submodule that defines it, imported when the name is first used
 _LAZY = {
@@ -66,6 +66,7 @@ __all__ = [
     "save_pretrained",
     "History",
     "UnlearnConfig",
+    "UnlearningDiverged",
     "unlearn",
     *_LAZY,
 ]

@@ -173,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="folder for the unlearned model (never the original's)")
     p.add_argument("--method", choices=METHODS, default=METHODS[0], help="oracle (default) or the paper's rule")
     p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam learning rate (default 3e-4); if training diverges (non-finite loss or weights) the "
+                        "command stops with an error and exit status 1, and writes nothing to --out")
     p.add_argument("--alpha", type=float, default=None)
     p.add_argument("--n-eval", type=int, default=2000, help="fresh samples for the before/after numbers in the card (0: skip)")
     p.add_argument("--overwrite", action="store_true")
@@ -208,12 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .unlearn import UnlearningDiverged
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"feature-unlearning {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except UnlearningDiverged as err:  # nothing was written: a diverged model is no result
+        print(f"feature-unlearning {args.command}: error: {err} Nothing was written.", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -48,6 +48,17 @@ class ClassifierEmbedding(nn.Module):
         return self._run(x01)
 
 
+def check_finite(images: torch.Tensor, what: str = "images") -> None:
+    """Raise ``ValueError`` if ``images`` hold NaN or infinite values (a diverged model draws them, and the
+    Frechet distance's matrix square root would crash on them)."""
+    bad = ~torch.isfinite(images.detach()).flatten(1).all(1) if images.ndim > 1 else ~torch.isfinite(images.detach())
+    if bool(bad.any()):
+        raise ValueError(
+            f"{what}: {int(bad.sum())} of {len(images)} images hold NaN or infinite values, so no metric can score "
+            "them; the model that drew them has diverged (retrain it with a lower learning rate)"
+        )
+
+
 def _default_classifier(classifier: nn.Module | None) -> nn.Module:
     return classifier if classifier is not None else bundled_classifier()
 
@@ -60,6 +71,7 @@ def _fid_metric(classifier: nn.Module | None):
 
 
 def _update(metric, images: torch.Tensor, *, real: bool | None, batch_size: int = 1000) -> None:
+    check_finite(images, "real images" if real else "generated images")
     for x in images.split(batch_size):
         x01 = ((x.detach().float().cpu() + 1) / 2).clamp(0, 1)
         if real is None:
@@ -153,6 +165,7 @@ class DigitStats:
 
 @torch.no_grad()
 def digit_stats(images: torch.Tensor, classifier: nn.Module | None = None, *, batch_size: int = 1000) -> DigitStats:
+    check_finite(images)
     clf = _default_classifier(classifier).eval()
     device = next(clf.parameters()).device
     probs = torch.cat([clf(x.to(device)).softmax(1).cpu() for x in images.split(batch_size)])
@@ -162,6 +175,7 @@ def digit_stats(images: torch.Tensor, classifier: nn.Module | None = None, *, ba
 
 def feature_share(images: torch.Tensor, oracle: Oracle) -> float:
     """Share of ``images`` that ``oracle`` labels as showing the feature (:meth:`Oracle.share`)."""
+    check_finite(images)
     return oracle.share(images)
 
 
@@ -174,6 +188,8 @@ def preservation(original: torch.Tensor, unlearned: torch.Tensor) -> dict[str, f
     """
     from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
+    check_finite(original, "original images")
+    check_finite(unlearned, "unlearned images")
     if len(original) == 0:
         return {"ssim": float("nan"), "l1": float("nan")}
     s = ssim(unlearned.float().cpu(), original.float().cpu(), data_range=2.0, kernel_size=7, sigma=1.0, reduction="none")
@@ -183,6 +199,7 @@ def preservation(original: torch.Tensor, unlearned: torch.Tensor) -> dict[str, f
 
 def diversity(images: torch.Tensor, classifier: nn.Module | None = None, *, pairs: int = 2000, seed: int = 0) -> float:
     """Mean distance between the classifier features of random pairs of images (higher = more varied)."""
+    check_finite(images)
     clf = _default_classifier(classifier).eval()
     feats = torch.cat([ClassifierEmbedding(clf)(((x + 1) / 2).clamp(0, 1)) for x in images.split(1000)]).float()
     g = torch.Generator().manual_seed(seed)
@@ -213,6 +230,8 @@ def compare(
     start = time.perf_counter()
     z = original.sample_latent(n, seed=seed, device="cpu")
     before, after = render(original, z).cpu(), render(unlearned, z).cpu()
+    check_finite(before, "the original model's images")
+    check_finite(after, "the unlearned model's images")
     scores_before = oracle.score_all(before)
     pos_before = scores_before >= oracle.threshold
     pos_after = oracle.score_all(after) >= oracle.threshold

@@ -92,6 +92,16 @@ def test_degenerate_selection_and_existing_output(tmp_path, capsys):
     assert (full / "keep.txt").read_text() == "mine"
 
 
+def test_a_diverging_run_is_an_error_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "diverged"
+    code = main(["unlearn", "--model", "mnist-dcgan", "--feature", "thick", "--lr", "1e9", "--steps", "20",
+                 "--n-collect", "500", "--out", str(out)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "diverged at step" in err and "learning rate" in err and "Nothing was written" in err
+    assert not out.exists()
+
+
 def test_console_script_is_installed():
     res = subprocess.run([sys.executable, "-m", "feature_unlearning.cli", "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "unlearn" in res.stdout and "convert" in res.stdout

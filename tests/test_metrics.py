@@ -51,3 +51,38 @@ def test_feature_share_is_the_oracles_share():
     oracle = StrokeThickness(threshold=0.0)
     x = torch.rand(10, 1, 28, 28) * 2 - 1
     assert metrics.feature_share(x, oracle) == oracle.share(x)
+
+
+def test_metrics_refuse_images_with_nan_or_inf(dcgan):
+    """A diverged model's images: every metric says so instead of crashing in the matrix square root."""
+    good = dcgan.generate(50, seed=0)
+    bad = good.clone()
+    bad[3, 0, 5, 5] = float("nan")
+    bad[7] = float("inf")
+    with pytest.raises(ValueError, match="2 of 50 images hold NaN or infinite values"):
+        metrics.frechet_distance(bad, "all")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        metrics.frechet_distance(good, bad)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        metrics.classifier_score(bad)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        metrics.preservation(good, bad)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        metrics.feature_share(bad, StrokeThickness())
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        metrics.digit_stats(bad)
+
+
+def test_compare_refuses_a_model_that_draws_nan(dcgan):
+    class Broken(torch.nn.Module):
+        latent_dim, image_shape = dcgan.latent_dim, dcgan.image_shape
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, z):
+            return torch.full((len(z), *self.image_shape), float("nan")) + 0 * self.w
+
+    with pytest.raises(ValueError, match="unlearned model's images: 20 of 20 images hold NaN"):
+        metrics.compare(dcgan, Broken(), StrokeThickness(), n=20, seed=1)

@@ -9,10 +9,12 @@ from feature_unlearning.directions import feature_direction, threshold
 from feature_unlearning.oracles import DigitClass, StrokeThickness, collect
 from feature_unlearning.unlearn import (
     UnlearnConfig,
+    UnlearningDiverged,
     collect_positives,
     draw_latents,
     find_targets,
     make_targets,
+    ms_ssim_per_sample,
     oversample_cut,
     sample_batch,
     training_step,
@@ -42,6 +44,27 @@ def test_loss_terms_follow_the_labels():
     assert with_ssim["percep"] > 0
     _, same = unlearning_loss(target, teacher, target, positive)
     assert same["unlearn"] == 0 and same["percep"] == pytest.approx(0.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(16, 1, 28, 28), (4, 3, 32, 32), (2, 1, 80, 80)])
+def test_ms_ssim_matches_torchmetrics_values_and_gradients(shape):
+    """The fast matrix-product MS-SSIM (and the fallback for large images) is torchmetrics' MS-SSIM."""
+    from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as reference
+
+    from feature_unlearning.unlearn import MS_SSIM_BETAS
+
+    g = torch.Generator().manual_seed(0)
+    a = (torch.rand(*shape, generator=g) * 2 - 1).requires_grad_(True)
+    b = (a.detach() + 0.3 * torch.randn(*shape, generator=g)).clamp(-1, 1)
+    a_ref = a.detach().clone().requires_grad_(True)
+    ours = ms_ssim_per_sample(a, b)
+    theirs = reference(a_ref, b, kernel_size=7, sigma=1.0, data_range=2.0, betas=MS_SSIM_BETAS, normalize="relu",
+                       reduction="none")
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    ours.sum().backward()
+    theirs.sum().backward()
+    torch.testing.assert_close(a.grad, a_ref.grad, atol=1e-6, rtol=1e-4)
+    assert ms_ssim_per_sample(b, b).sub(1).abs().max() < 1e-5
 
 
 def test_oversampled_batches_follow_the_conditioned_prior():
@@ -193,3 +216,36 @@ def test_sampling_targets_and_step_work_alone(tiny_dcgan):
     losses = [training_step(student, opt, z, teach, target, positive, cfg, None, 0.0, torch.autocast("cpu", enabled=False))[0]["loss"]
               for _ in range(10)]
     assert losses[-1] < losses[0]  # the step optimises the paper's loss on a fixed batch
+
+
+def test_divergence_raises_with_the_last_good_model(tiny_dcgan):
+    """A learning rate far too high: a clear error, the original untouched, and the last finite model kept."""
+    import feature_unlearning as fu
+
+    assert fu.UnlearningDiverged is UnlearningDiverged and issubclass(UnlearningDiverged, RuntimeError)
+    d = torch.nn.functional.normalize(torch.ones(tiny_dcgan.latent_dim), dim=0)
+    before = copy.deepcopy(tiny_dcgan.state_dict())
+    cfg = UnlearnConfig(method="paper", steps=30, batch_size=8, lr=1e7, log_every=1)
+    with pytest.raises(UnlearningDiverged, match="diverged at step .* lower one") as caught:
+        unlearn(tiny_dcgan, d, 0.0, cfg)
+    err = caught.value
+    assert 1 <= err.step <= 30 and err.history.diverged_at == err.step and err.good_step < err.step
+    assert all(torch.isfinite(p).all() for p in err.model.parameters())
+    assert not err.model.training and not any(p.requires_grad for p in err.model.parameters())
+    assert torch.isfinite(err.model.generate(4, seed=0)).all()
+    for k, v in tiny_dcgan.state_dict().items():
+        assert torch.equal(v, before[k]), f"the original model changed: {k}"
+    # the model kept is exactly the run stopped after good_step steps (the original if none)
+    if err.good_step:
+        same, _ = unlearn(tiny_dcgan, d, 0.0, UnlearnConfig(method="paper", steps=err.good_step, batch_size=8, lr=1e7))
+    else:
+        same = tiny_dcgan
+    for a, b in zip(err.model.parameters(), same.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_a_finite_run_does_not_diverge(tiny_dcgan):
+    d = torch.nn.functional.normalize(torch.ones(tiny_dcgan.latent_dim), dim=0)
+    new, hist = unlearn(tiny_dcgan, d, 0.0, UnlearnConfig(method="paper", steps=3, batch_size=8))
+    assert hist.diverged_at is None
+    assert all(p.is_contiguous() for p in new.parameters())  # the default layout, whatever ran inside (safetensors)
