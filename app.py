@@ -46,10 +46,9 @@ from feature_unlearning.session import (
     LR_RANGE,
     STEPS_RANGE,
     Workspace,
-    diverged_error,
     unlearn_stream,
 )
-from feature_unlearning.unlearn import UnlearnConfig
+from feature_unlearning.unlearn import UnlearnConfig, UnlearningDiverged
 from feature_unlearning.utils import default_device
 
 log = logging.getLogger("feature_unlearning.app")
@@ -820,7 +819,7 @@ def _run(ws, steps, lr, alpha, slider, idle):
                 done = f"Stopped at step {p.step} of {p.steps}" if p.stopped_early else f"✓ Unlearned in {p.steps} steps"
                 yield (f"{done}{how} ({p.history.seconds:.1f} s). Compare the result below; the pictures in step 3 "
                        "now show the unlearned model too.", bar, plot, picture, *idle, _live(ws, slider), *keep)
-    except diverged_error() as err:
+    except UnlearningDiverged as err:
         kept = (f" Kept the model from step {err.history.step[-1]}: compare or export it."
                 if ws.result is not None and err.history is not None and err.history.step else "")
         yield (_warn(f"The run diverged at step {getattr(err, 'step', '?')} (the loss stopped being a number). "

@@ -30,7 +30,7 @@ from .feature import Feature
 from .models.base import render
 from .oracles import Oracle, get_oracle
 from .result import UnlearnResult
-from .unlearn import History, UnlearnConfig
+from .unlearn import History, UnlearnConfig, UnlearningDiverged
 
 LOSS_KEYS = ("loss", "recon", "unlearn", "percep")
 
@@ -58,14 +58,6 @@ def check_settings(steps, lr, alpha) -> tuple[int, float, float]:
             got = int(value) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
             raise ValueError(f"the {what} must be between {lo:g} and {hi:g}, got {got}")
     return int(steps), float(lr), float(alpha)
-
-
-def diverged_error() -> type[BaseException] | tuple:
-    """The library's exception for a run whose loss or weights stopped being finite (``()`` while the
-    installed library has none: ``except ()`` catches nothing)."""
-    from . import unlearn as unlearn_module
-
-    return getattr(unlearn_module, "UnlearningDiverged", ())
 
 
 def load_generator(name_or_path: str) -> nn.Module:
@@ -318,7 +310,7 @@ class Workspace:
                     self.result = UnlearnResult(self.model, report.model, report.history, feature,
                                                 base_model=self.model_name)
                 yield report
-        except diverged_error() as err:  # keep the last good model, then let the front end say what happened
+        except UnlearningDiverged as err:  # keep the last good model, then let the front end say what happened
             if getattr(err, "model", None) is not None and getattr(err, "history", None) is not None:
                 self.result = UnlearnResult(self.model, err.model, err.history, feature, base_model=self.model_name)
             raise

@@ -225,22 +225,15 @@ def test_a_remote_run_is_abandoned_on_cancel(thick_workspace):
 
 
 
-def test_a_diverged_run_keeps_the_last_good_model(thick_workspace, monkeypatch):
-    """Until the library raises UnlearningDiverged itself (unlearn.py), a stand-in with its attributes."""
-    import feature_unlearning.unlearn as unlearn_module
-    from feature_unlearning.unlearn import History
+def test_a_diverged_run_keeps_the_last_good_model(thick_workspace):
+    from feature_unlearning.unlearn import History, UnlearningDiverged
 
-    class UnlearningDiverged(RuntimeError):
-        def __init__(self, model, history, step):
-            super().__init__(f"loss not finite at step {step}")
-            self.model, self.history, self.step = model, history, step
-
-    monkeypatch.setattr(unlearn_module, "UnlearningDiverged", UnlearningDiverged, raising=False)
     ws = thick_workspace
     good = copy.deepcopy(ws.model)
 
     def runner(feature, model, config, *, preview_z):
-        raise UnlearningDiverged(good, History(step=[10]), 12)
+        raise UnlearningDiverged("loss not finite at step 12", model=good, history=History(step=[10]), step=12,
+                                 good_step=11)
         yield  # a generator, like unlearn_stream
 
     with pytest.raises(UnlearningDiverged):
