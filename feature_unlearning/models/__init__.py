@@ -6,6 +6,7 @@ from .base import Generator, render
 from .classifier import DigitClassifier
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .dcgan64 import DCGAN64Generator
+from .encoder import ImageEncoder
 from .pgan import PGANGenerator
 from .pggan import PGGANGenerator
 from .vae import ConvVAE
@@ -20,6 +21,7 @@ __all__ = [
     "Generator",
     "GeneratorAdapter",
     "HubModel",
+    "ImageEncoder",
     "PGANGenerator",
     "PGGANGenerator",
     "render",

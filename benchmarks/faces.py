@@ -1,0 +1,426 @@
+"""Faces: the click oracle and default unlearning of glasses and hats on the DigiFace DCGAN-64.
+
+    OMP_NUM_THREADS=2 python -m benchmarks.faces                    # oracle + unlearning, writes faces.md
+    OMP_NUM_THREADS=2 python -m benchmarks.faces --only oracle      # the oracle part only (~1 min)
+    python -m benchmarks.faces --set steps=60 --set lr=1e-3         # UnlearnConfig fields for the face runs
+    python -m benchmarks.faces --label-grids DIR [--clicks]         # the numbered grids the labels were made on
+
+Data (``tests/data/``): ``digiface_labels.json``, hand labels (by eye; glasses / hat / open mouth, yes / no /
+unsure) of 324 faces ``sample_latent(324, seed=1000)``, the held-out set every number is measured on; and
+the "clicks": ``digiface_clicks_glasses.json`` / ``digiface_clicks_hats.json`` in the CLI's selection format
+``{"seed": 7, "n": 96, "indices": [...]}``, three pages of 32 faces of a different seed labelled by eye
+(``digiface_click_pages.json`` holds all three labels of those pages). 'unsure' is left out of every measure.
+
+The oracle is a ``LinearProbe`` on the bundled ``digiface-encoder`` (``benchmarks/train_encoder.py``) fitted
+on the clicks. Unlearning runs ``Feature.from_selection(..., feature_extractor=encoder).unlearn(model, cfg)``.
+The probe is in the unlearning loss, so it cannot grade the result: whether glasses are gone is judged by
+eye on the before/after grids this script writes (the counts are entered in ``faces_by_eye.json`` and
+checked against the run they were made on); the probe's verdict is reported beside it, marked as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from feature_unlearning import directions, hub, metrics
+from feature_unlearning.features import LinearProbe, Selection, score_images
+from feature_unlearning.models.base import render
+from feature_unlearning.pipeline import Feature
+from feature_unlearning.unlearn import UnlearnConfig
+from feature_unlearning.utils import machine_info
+
+from .train_encoder import OUT as ENCODER_DIR
+from .train_encoder import load_digiface_generator
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+DOCS_IMG = ROOT / "docs" / "img"
+RESULTS_IMG = RESULTS
+BY_EYE = RESULTS / "faces_by_eye.json"
+FEATURES = {"glasses": "digiface_clicks_glasses.json", "hat": "digiface_clicks_hats.json"}
+RED = (220, 30, 30)
+N_PSEUDO = 2000  # fresh samples the probe labels for the probe-labelled direction
+
+#: The unlearning settings used for faces (UnlearnConfig fields that differ from the defaults); see faces.md.
+FACE_CONFIG: dict = {}
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def auc(scores: torch.Tensor, positive: torch.Tensor) -> float:
+    """Area under the ROC curve (Mann-Whitney U with ties counted half)."""
+    s, y = scores.double(), positive.bool()
+    pos, neg = s[y], s[~y]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).double().sum()
+    ties = (pos[:, None] == neg[None, :]).double().sum()
+    return float((greater + 0.5 * ties) / (len(pos) * len(neg)))
+
+
+def load_labels(path: Path = DATA / "digiface_labels.json") -> dict:
+    data = json.loads(path.read_text())
+    for key, values in data["labels"].items():
+        if len(values) != data["n"] or not set(values) <= {"yes", "no", "unsure"}:
+            raise ValueError(f"{path}: labels[{key!r}] must be {data['n']} of yes/no/unsure")
+    return data
+
+
+def known(labels: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mask of faces labelled yes or no, mask of yes)."""
+    lab = np.array(labels)
+    return torch.from_numpy(lab != "unsure"), torch.from_numpy(lab == "yes")
+
+
+def to_pil(images: torch.Tensor, tile: int) -> list[Image.Image]:
+    arr = ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    return [Image.fromarray(a).resize((tile, tile), Image.BICUBIC) for a in arr]
+
+
+def numbered_grid(images: torch.Tensor, numbers, *, ncol: int, tile: int = 128, marked=()) -> Image.Image:
+    """Faces upscaled to ``tile`` px with their number above each; ``marked`` ones get a red frame."""
+    tiles, marked = to_pil(images, tile), set(marked)
+    nrow = (len(tiles) + ncol - 1) // ncol
+    cw, ch = tile + 12, tile + 24
+    img = Image.new("RGB", (ncol * cw, nrow * ch), "white")
+    draw = ImageDraw.Draw(img)
+    for k, (t, num) in enumerate(zip(tiles, numbers)):
+        r, c = divmod(k, ncol)
+        x0, y0 = c * cw + 6, r * ch + 19
+        draw.text((x0 + 2, y0 - 17), str(num), fill="black")
+        if num in marked:
+            draw.rectangle([x0 - 4, y0 - 4, x0 + tile + 3, y0 + tile + 3], fill=RED)
+        img.paste(t, (x0, y0))
+    return img
+
+
+def before_after(before: torch.Tensor, after: torch.Tensor, numbers, *, marked=(), tile: int = 96, ncol: int = 8):
+    """Rows of 'before' faces each followed by the same latents 'after', numbered; ``marked`` framed red."""
+    rows = []
+    for s in range(0, len(before), ncol):
+        nums = list(numbers[s : s + ncol])
+        for label, imgs in (("before", before[s : s + ncol]), ("after", after[s : s + ncol])):
+            g = numbered_grid(imgs, [f"{n} {label}" for n in nums], ncol=ncol, tile=tile,
+                              marked=[f"{n} {label}" for n in nums if n in set(marked)])
+            rows.append(g)
+    out = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows) + 6 * (len(rows) // 2)), "white")
+    y = 0
+    for i, r in enumerate(rows):
+        out.paste(r, (0, y))
+        y += r.height + (6 if i % 2 else 0)
+    return out
+
+
+def label_grids(out: Path, *, clicks: bool) -> None:
+    """The numbered grids the hand labels were made on (36 faces a page; clicks: three pages of 32)."""
+    gen = load_digiface_generator()
+    seed, n, per, ncol = (7, 96, 32, 8) if clicks else (1000, load_labels()["n"], 36, 6)
+    images = render(gen, gen.sample_latent(n, seed=seed, device="cpu"))
+    out.mkdir(parents=True, exist_ok=True)
+    for p in range(0, n, per):
+        idx = list(range(p, min(n, p + per)))
+        numbered_grid(images[idx], idx, ncol=ncol).save(out / f"{'clicks' if clicks else 'labels'}_{p // per:02d}.png")
+    print(f"wrote {out}")
+
+
+# ------------------------------------------------------------------------------------------ parts
+
+
+def oracle_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages: dict) -> dict:
+    """AUC on the hand-labelled faces of the latent direction and of the encoder probe, from 1-3 pages of clicks."""
+    out = {}
+    z_many = gen.sample_latent(N_PSEUDO, seed=11, device="cpu")
+    x_many = render(gen, z_many).cpu()
+    for feat, fname in FEATURES.items():
+        clicks = json.loads((DATA / fname).read_text())
+        keep, y = known(lab["labels"][feat])
+        rows = []
+        for n_pages in (1, 2, 3):
+            n = 32 * n_pages
+            sel = [i for i in clicks["indices"] if i < n]
+            row = {"pages": n_pages, "shown": n, "clicked": len(sel)}
+            if len(sel) < 2:
+                rows.append(row)
+                continue
+            mask = Selection(sel).mask(n)
+            d = directions.feature_direction(z_clk[:n][mask], z_clk[:n][~mask], "mean_diff")
+            row["auc_latent"] = auc(directions.project(z_lab, d)[keep], y[keep])
+            probe = LinearProbe.fit(x_clk[:n], mask, enc)
+            row["auc_probe"] = auc(score_images(probe, x_lab)[keep], y[keep])
+            # the direction of fresh samples labelled by that probe (what Feature.from_oracle(model, probe) would use)
+            labelled = score_images(probe, x_many) >= probe.threshold
+            if 2 <= int(labelled.sum()) <= N_PSEUDO - 2:
+                d2 = directions.feature_direction(z_many[labelled], z_many[~labelled], "mean_diff")
+                row["auc_latent_probe_labelled"] = auc(directions.project(z_lab, d2)[keep], y[keep])
+                row["probe_positive_share"] = float(labelled.float().mean())
+            rows.append(row)
+        out[feat] = {"n_pos": int(y[keep].sum()), "n_neg": int((~y[keep]).sum()), "n_unsure": int((~keep).sum()),
+                     "rows": rows}
+    # scoring speed of the probe (it runs on the student's images inside the unlearning loop)
+    probe = LinearProbe.fit(x_clk, Selection(json.loads((DATA / FEATURES["glasses"]).read_text())["indices"]).mask(96), enc)
+    x = x_lab[:64]
+    for _ in range(2):
+        score_images(probe, x)
+    t0 = time.perf_counter()
+    for _ in range(5):
+        score_images(probe, x)
+    no_grad = (time.perf_counter() - t0) / 5
+    t0 = time.perf_counter()
+    for _ in range(5):
+        xg = x.clone().requires_grad_(True)
+        probe.scores(xg).sum().backward()
+    with_grad = (time.perf_counter() - t0) / 5
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        gen(z_lab[:64])
+    gen_time = time.perf_counter() - t0
+    out["speed"] = {"batch": 64, "probe_no_grad_s": no_grad, "probe_with_grad_s": with_grad, "generator_s": gen_time,
+                    "encoder_params": sum(p.numel() for p in enc.parameters()),
+                    "encoder_mb": (enc.folder / hub.WEIGHTS_NAME).stat().st_size / 1e6}
+    return out
+
+
+def config_key(feat: str, cfg: UnlearnConfig) -> str:
+    return hashlib.sha1(json.dumps([feat, asdict(cfg)], sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def unlearn_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages, feat: str, overrides: dict, direction: str) -> dict:
+    clicks = json.loads((DATA / FEATURES[feat]).read_text())
+    feature = Feature.from_selection(z_clk, x_clk, clicks["indices"], feature_extractor=enc, name=feat)
+    if direction == "probe-labelled":  # the direction of fresh samples labelled by the click probe
+        feature = Feature.from_oracle(gen, feature.oracle, n=N_PSEUDO, seed=11)
+    cfg = UnlearnConfig(**{**FACE_CONFIG, **overrides})
+    t0 = time.perf_counter()
+    student, hist = feature.unlearn(gen, cfg, progress_bar=True)
+    seconds = time.perf_counter() - t0
+    after = render(student, z_lab).cpu()
+    res = {"config": {k: v for k, v in asdict(cfg).items() if k in {**FACE_CONFIG, **overrides} or k in ("steps", "batch_size", "lr")},
+           "key": config_key(feat + direction, cfg), "direction": direction, "seconds": seconds, "threads": torch.get_num_threads(), "steps": cfg.steps}
+
+    keep, y = known(lab["labels"][feat])
+    pos, neg = keep & y, keep & ~y
+    oracle = feature.oracle
+    s_before, s_after = score_images(oracle, x_lab), score_images(oracle, after)
+    res["n_pos"], res["n_neg"] = int(pos.sum()), int(neg.sum())
+    res["probe_pos_before"] = float((s_before[pos] >= oracle.threshold).float().mean())
+    res["probe_pos_after"] = float((s_after[pos] >= oracle.threshold).float().mean())
+    res["probe_all_before"] = float((s_before >= oracle.threshold).float().mean())
+    res["probe_all_after"] = float((s_after >= oracle.threshold).float().mean())
+    res["ssim_neg"] = metrics.preservation(x_lab[neg], after[neg])["ssim"]
+    res["l1_neg"] = metrics.preservation(x_lab[neg], after[neg])["l1"]
+    res["ssim_pos"] = metrics.preservation(x_lab[pos], after[pos])["ssim"]
+    # the other features, by probes fitted on the click pages' by-eye labels (not in this run's loss)
+    others = {}
+    for other in ("glasses", "hat", "open_mouth"):
+        if other == feat:
+            continue
+        k_clk, y_clk = known(pages["labels"][other])
+        idx = torch.arange(len(x_clk))[k_clk]
+        probe = LinearProbe.fit(x_clk[idx], y_clk[idx], enc)
+        k2, y2 = known(lab["labels"][other])
+        b, a = score_images(probe, x_lab) >= 0, score_images(probe, after) >= 0
+        others[other] = {"by_eye_share_before": float(y2[k2].float().mean()),
+                         "probe_share_before": float(b[k2].float().mean()), "probe_share_after": float(a[k2].float().mean()),
+                         "probe_auc": auc(score_images(probe, x_lab)[k2], y2[k2])}
+    res["others"] = others
+
+    # pictures: every labelled positive before/after (for the by-eye count) and the README picture
+    RESULTS_IMG.mkdir(parents=True, exist_ok=True)
+    pos_idx = pos.nonzero().squeeze(1).tolist()
+    before_after(x_lab[pos_idx], after[pos_idx], pos_idx, marked=pos_idx).save(RESULTS_IMG / f"faces-{feat}-positives.png")
+    for other in ("glasses", "hat", "open_mouth"):
+        if other != feat:
+            k2, y2 = known(lab["labels"][other])
+            o_idx = (k2 & y2).nonzero().squeeze(1).tolist()
+            before_after(x_lab[o_idx], after[o_idx], o_idx).save(RESULTS_IMG / f"faces-{feat}-kept-{other}.png")
+    neg_idx = neg.nonzero().squeeze(1).tolist()
+    show = sorted(pos_idx[:12] + neg_idx[:4])
+    DOCS_IMG.mkdir(parents=True, exist_ok=True)
+    before_after(x_lab[show], after[show], show, marked=pos_idx, tile=96, ncol=8).save(
+        DOCS_IMG / f"faces-{'glasses' if feat == 'glasses' else 'hats'}-before-after.png")
+    res["flops_per_step"] = step_flops(feature, gen, cfg)
+    res["history"] = {"step": hist.step, "positive_share": hist.positive_share, "unresolved": hist.unresolved,
+                      "loss": hist.loss}
+    return res
+
+
+def step_flops(feature: Feature, gen, cfg: UnlearnConfig) -> float:
+    """Floating-point operations of unlearning steps, counted by torch (mean over 3 steps)."""
+    from dataclasses import replace
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        feature.unlearn(gen, replace(cfg, steps=3, log_every=3), progress_bar=False)
+    return counter.get_total_flops() / 3
+
+
+def gpu_estimate(flops: float, seconds_per_step: float) -> str:
+    tflops = 10.0
+    return (f"One unlearning step costs {flops / 1e9:.0f} GFLOP (counted by `torch.utils.flop_counter` over 3 steps; "
+            f"{seconds_per_step:.1f} s a step here). At an assumed {tflops:.0f} TFLOP/s sustained (fp32, about half an A100's "
+            f"peak) that is about {flops / tflops / 1e12 * 1000:.0f} ms of arithmetic a step; with kernel launches and the "
+            "Python loop, expect some 10-30 ms a step on a data-centre GPU. This is an estimate from the operation count, "
+            "not a measurement.")
+
+
+# ------------------------------------------------------------------------------------------ report
+
+
+def fmt(x, p=2):
+    return "—" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{p}f}"
+
+
+def write_md(result: dict, path: Path) -> None:
+    lines = [
+        "# Faces: click oracle and unlearning on the DigiFace DCGAN-64",
+        "",
+        f"Measured on {result['machine']}: a 2-core CPU shared with other jobs (the load average during each part is "
+        "given; 2.0 would mean the cores were ours alone), no GPU. Each part names the command that produced it.",
+        "Model: the DCGAN-64 of `gan-face-generate` 1.1.1 (trained on DigiFace-1M; non-commercial research only).",
+        f"Held-out set: {result['n_labelled']} faces `sample_latent(324, seed=1000)` labelled by eye "
+        "(`tests/data/digiface_labels.json`; 'unsure' left out). Clicks: pages of 32 faces of seed 7, labelled by eye "
+        "(`tests/data/digiface_clicks_*.json`, the CLI's selection format).",
+        "",
+    ]
+    if "oracle" in result:
+        o = result["oracle"]
+        lines += ["## Oracle from clicks: AUC on the hand-labelled faces", "",
+                  f"`{o.get('command', '?')}` (load average {', '.join(f'{v:.1f}' for v in o.get('load', []))})", "",
+                  "`latent`: the mean-difference direction of the clicked latents, score z·d (needs the latent, so it "
+                  "cannot score the student's images). `probe`: `LinearProbe` on `digiface-encoder` features fitted on "
+                  "the same clicks (scores any image).", "",
+                  f"`latent, probe-labelled`: the mean-difference direction of {N_PSEUDO:,} fresh samples labelled by that probe "
+                  "(as `Feature.from_oracle(model, probe)` would estimate it).", "",
+                  "| feature | labelled yes / no / unsure | pages of clicks | clicked | AUC latent | AUC probe | AUC latent, probe-labelled |",
+                  "|---|---|---|---|---|---|---|"]
+        for feat in FEATURES:
+            f = o[feat]
+            for r in f["rows"]:
+                lines.append(f"| {feat} | {f['n_pos']} / {f['n_neg']} / {f['n_unsure']} | {r['pages']} ({r['shown']} faces) "
+                             f"| {r['clicked']} | {fmt(r.get('auc_latent'))} | {fmt(r.get('auc_probe'))} | {fmt(r.get('auc_latent_probe_labelled'))} |")
+        sp = o["speed"]
+        lines += ["", f"Encoder: {sp['encoder_params']:,} parameters, {sp['encoder_mb']:.1f} MB. Scoring a batch of "
+                  f"{sp['batch']} faces with the probe: {sp['probe_no_grad_s'] * 1000:.0f} ms without gradients, "
+                  f"{sp['probe_with_grad_s'] * 1000:.0f} ms with the backward pass (as in the oracle hinge); the generator "
+                  f"renders the same batch in {sp['generator_s'] * 1000:.0f} ms ({torch.get_num_threads()} threads).", ""]
+    by_eye = json.loads(BY_EYE.read_text()) if BY_EYE.exists() else {}
+    for feat in FEATURES:
+        if feat not in result.get("unlearn", {}):
+            continue
+        r = result["unlearn"][feat]
+        eye = by_eye.get(feat, {})
+        eye_ok = eye.get("key") == r["key"]
+        lines += [f"## Unlearning {feat}", "",
+                  f"`Feature.from_selection(z, images, clicks, feature_extractor=encoder).unlearn(model, UnlearnConfig(**{r['config']}))`, "
+                  f"{r['steps']} steps: **{r['seconds']:.0f} s** ({r['threads']} threads; load average "
+                  f"{', '.join(f'{v:.1f}' for v in r.get('load', []))}).", "", f"`{r.get('command', '?')}`", "",
+                  "| measure | value |", "|---|---|"]
+        if eye_ok:
+            lines.append(f"| {feat} gone, by eye (of the {r['n_pos']} labelled {feat} faces; grid `faces-{feat}-positives.png`) "
+                         f"| **{eye['gone']} / {eye['of']} = {eye['gone'] / eye['of']:.0%}** |")
+        else:
+            lines.append(f"| {feat} gone, by eye | not judged for this run |")
+        lines += [
+            f"| {feat} gone, by the probe (in the loss: not an independent judge) | "
+            f"{1 - r['probe_pos_after'] / max(r['probe_pos_before'], 1e-9):.0%} (probe-positive among labelled {feat}: "
+            f"{r['probe_pos_before']:.0%} before, {r['probe_pos_after']:.0%} after) |",
+            f"| SSIM of the {r['n_neg']} faces labelled without {feat}, after vs before | **{r['ssim_neg']:.3f}** (L1 {r['l1_neg']:.3f}) |",
+        ]
+        for other, v in r["others"].items():
+            line = (f"| {other} share (probe fitted on the click pages' by-eye labels, not in this loss; AUC {v['probe_auc']:.2f}) "
+                    f"| {v['probe_share_before']:.0%} before, {v['probe_share_after']:.0%} after |")
+            lines.append(line)
+            if eye_ok and other in eye.get("kept", {}):
+                k = eye["kept"][other]
+                lines.append(f"| {other} kept, by eye (of the labelled {other} faces; `faces-{feat}-kept-{other}.png`) "
+                             f"| {k['kept']} / {k['of']} = {k['kept'] / k['of']:.0%} |")
+        if eye_ok and eye.get("note"):
+            lines += ["", eye["note"]]
+        lines += ["", f"![{feat} before/after](../../docs/img/faces-{'glasses' if feat == 'glasses' else 'hats'}-before-after.png)", ""]
+    for feat, r in result.get("unlearn", {}).items():
+        if "flops_per_step" in r:
+            lines += [f"## GPU estimate ({feat} run; not measured)", "", gpu_estimate(r["flops_per_step"], r["seconds"] / r["steps"]), ""]
+            break
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def parse_set(items: list[str]) -> dict:
+    types = {f.name: f.type for f in fields(UnlearnConfig)}
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if key not in types:
+            raise SystemExit(f"--set {key}: not an UnlearnConfig field")
+        out[key] = json.loads(value) if value[:1] in "[{" else type(getattr(UnlearnConfig(), key))(value) \
+            if getattr(UnlearnConfig(), key) is not None else float(value)
+        if isinstance(out[key], list):
+            out[key] = tuple(out[key])
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", choices=["oracle", "unlearn"])
+    ap.add_argument("--features", nargs="+", default=list(FEATURES), choices=list(FEATURES))
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="UnlearnConfig field for the runs")
+    ap.add_argument("--direction", choices=["clicks", "probe-labelled"], default="clicks",
+                    help="clicks: Feature.from_selection's direction of the clicked latents; probe-labelled: "
+                         "Feature.from_oracle(model, click_probe, n=2000), the direction of fresh samples the probe labels")
+    ap.add_argument("--label-grids", type=Path, metavar="DIR")
+    ap.add_argument("--clicks", action="store_true", help="with --label-grids: the three click pages")
+    ap.add_argument("--encoder", type=Path, default=ENCODER_DIR, help="encoder folder (default: the bundled one)")
+    ap.add_argument("--out", type=Path, default=RESULTS / "faces.md")
+    args = ap.parse_args(argv)
+    if args.label_grids:
+        return label_grids(args.label_grids, clicks=args.clicks)
+    global RESULTS_IMG, DOCS_IMG
+    if args.out.resolve() != (RESULTS / "faces.md").resolve():  # a trial: its pictures go next to its report
+        RESULTS_IMG = DOCS_IMG = args.out.parent / args.out.stem
+    overrides = parse_set(args.set)
+    torch.manual_seed(0)
+    gen = load_digiface_generator()
+    enc = hub.load_folder(args.encoder).eval()
+    enc.folder = args.encoder
+    lab = load_labels()
+    pages = load_labels(DATA / "digiface_click_pages.json")
+    z_lab = gen.sample_latent(lab["n"], seed=lab["seed"], device="cpu")
+    x_lab = render(gen, z_lab).cpu()
+    z_clk = gen.sample_latent(pages["n"], seed=pages["seed"], device="cpu")
+    x_clk = render(gen, z_clk).cpu()
+    json_path = args.out.with_suffix(".json")
+    result = json.loads(json_path.read_text()) if json_path.exists() else {}
+    command = "OMP_NUM_THREADS=2 python -m benchmarks.faces " + " ".join(argv if argv is not None else sys.argv[1:])
+    result.update(machine=machine_info(), n_labelled=lab["n"])
+    if args.only != "unlearn":
+        result["oracle"] = oracle_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages)
+        result["oracle"].update(command=command, load=os.getloadavg())
+        print(json.dumps(result["oracle"], indent=1))
+    if args.only != "oracle":
+        result.setdefault("unlearn", {})
+        for feat in args.features:
+            result["unlearn"][feat] = unlearn_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages, feat, overrides,
+                                                  args.direction)
+            result["unlearn"][feat].update(command=command, load=os.getloadavg())
+            print(feat, json.dumps({k: v for k, v in result["unlearn"][feat].items() if k != "history"}, indent=1))
+    json_path.write_text(json.dumps(result, indent=1, default=str))
+    write_md(result, args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
