@@ -24,10 +24,13 @@ done
 [ ${#notebooks[@]} -gt 0 ] || { echo "no notebook matches: $*" >&2; exit 2; }
 
 failed=()
-echo "$(date -u +%FT%TZ) on $(nproc) CPU cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "$(date -u +%FT%TZ) on $(getconf _NPROCESSORS_ONLN) CPU cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for nb in "${notebooks[@]}"; do
     start=$(date +%s)
-    if jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout="$TIMEOUT" "$nb" \
+    # widget state is not kept (the saved click grids would be large and stale); drop any left from before
+    python -c "import nbformat, sys; nb = nbformat.read(sys.argv[1], 4); nb.metadata.pop('widgets', None); nbformat.write(nb, sys.argv[1])" "$nb"
+    if jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout="$TIMEOUT" \
+            --ExecutePreprocessor.store_widget_state=False "$nb" \
             > "/tmp/run_all_${nb%.ipynb}.log" 2>&1; then
         status=ok
     else
