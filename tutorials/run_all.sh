@@ -27,12 +27,12 @@ failed=()
 echo "$(date -u +%FT%TZ) on $(getconf _NPROCESSORS_ONLN) CPU cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for nb in "${notebooks[@]}"; do
     start=$(date +%s)
-    # widget state is not kept (the saved click grids would be large and stale); drop any left from before
-    python -c "import nbformat, sys; nb = nbformat.read(sys.argv[1], 4); nb.metadata.pop('widgets', None); nbformat.write(nb, sys.argv[1])" "$nb"
-    if jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout="$TIMEOUT" \
-            --ExecutePreprocessor.store_widget_state=False "$nb" \
+    if jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout="$TIMEOUT" "$nb" \
             > "/tmp/run_all_${nb%.ipynb}.log" 2>&1; then
         status=ok
+        # the widgets' saved state (click grids, sliders) is large and only shows what the run drew: dropped
+        # (nbclient cannot run interact() with store_widget_state=False, so it is removed afterwards)
+        python -c "import nbformat, sys; nb = nbformat.read(sys.argv[1], 4); nb.metadata.pop('widgets', None); nbformat.write(nb, sys.argv[1])" "$nb"
     else
         status="FAILED (log: /tmp/run_all_${nb%.ipynb}.log)"
         failed+=("$nb")
