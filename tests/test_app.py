@@ -311,7 +311,22 @@ def test_the_picker_offers_what_loads_here_and_lists_the_rest_with_what_they_nee
 
 
 @needs_faces
-def test_faces_unlearn_from_clicks_by_the_papers_rule_and_say_so(client):
+def test_face_clicks_become_a_probe_on_the_bundled_face_encoder(client):
+    client.predict(FACES, "", api_name="/load_model")
+    client.predict("1, 4, 9, 12", api_name="/set_marks")
+    out = client.predict(0, api_name="/find_direction")
+    status, note, alpha = out[0], out[4], out[-1]
+    assert status.startswith("✓ Direction found from your marks on 32 samples"), status
+    assert "a judge that scores every image" in note and "paper's rule" not in note and alpha == 0.5
+
+
+@needs_faces
+def test_faces_unlearn_from_clicks_by_the_papers_rule_and_say_so(client, monkeypatch):
+    import dataclasses
+
+    # a face model without an image feature extractor (as the CelebA GANs are): the clicks give the direction only
+    entry = fu.hub.REGISTRY[FACES]
+    monkeypatch.setitem(fu.hub.REGISTRY, FACES, dataclasses.replace(entry, extractor=None))
     status, terms, *_ = client.predict(FACES, "", api_name="/load_model")
     assert status.startswith(f"✓ Loaded **{FACES}**") and "images 3×64×64" in status
     assert "non-commercial research" in terms and "DigiFace-1M" in terms
