@@ -30,16 +30,13 @@ OUT = ROOT / "feature_unlearning" / "pretrained" / "digiface-encoder"
 
 
 def load_digiface_generator() -> DCGAN64Generator:
-    """The DigiFace DCGAN-64 of ``gan-face-generate``, read weights-only and loaded strictly (eval mode)."""
+    """The DigiFace DCGAN-64 of ``gan-face-generate`` (the registry's ``digiface-dcgan64``), frozen, in eval mode."""
+    import feature_unlearning as fu
+
     try:
-        import gan_face_generate
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise SystemExit("the face benchmarks need the package gan-face-generate: pip install gan-face-generate") from e
-    path = Path(gan_face_generate.__file__).parent / "weights.tar"
-    state = torch.load(path, map_location="cpu", weights_only=True)["netG_state_dict"]
-    model = DCGAN64Generator(latent_dim=100, channels=3, hidden_size=64)
-    model.load_state_dict({k.replace("main.", "model.", 1): v for k, v in state.items()}, strict=True)
-    return model.eval().requires_grad_(False)
+        return fu.load_pretrained("digiface-dcgan64").requires_grad_(False)
+    except ValueError as e:  # the package is missing: say what to install
+        raise SystemExit(str(e)) from e
 
 
 @torch.no_grad()

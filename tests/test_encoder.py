@@ -109,9 +109,7 @@ def test_encoder_is_a_feature_extractor_for_clicks(encoder):
 
 def test_encoder_reads_the_latent_of_real_generator_faces(encoder):
     pytest.importorskip("gan_face_generate")
-    from benchmarks.train_encoder import load_digiface_generator
-
-    gen = load_digiface_generator()
+    gen = hub.load_pretrained("digiface-dcgan64")
     z = gen.sample_latent(48, seed=99)
     with torch.no_grad():
         z_hat = encoder.latent(gen(z))
