@@ -10,6 +10,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import torch
@@ -323,25 +324,10 @@ def train_judge(
     steps_per_epoch = len(images) // cfg.batch_size
     total = cfg.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total)
-    history: dict = {"step": [], "loss": []}
-    start = time.perf_counter()
-    batches = _batches(len(images), cfg.batch_size, gen)
-    net.train()
-    for step in progress(range(1, total + 1), desc="train judge"):
-        idx = next(batches)
-        x = elastic_affine(images[idx], gen, alpha=cfg.elastic_alpha, sigma=cfg.elastic_sigma)
-        loss = F.cross_entropy(net(x.to(device)), labels[idx].to(device), label_smoothing=cfg.label_smoothing)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % steps_per_epoch == 0:
-            history["step"].append(step)
-            history["loss"].append(loss.item())
-            if callback is not None:
-                callback(step, {"loss": loss.item()})
-    history["seconds"] = time.perf_counter() - start
-    return net.eval().cpu(), history
+    augment = partial(elastic_affine, generator=gen, alpha=cfg.elastic_alpha, sigma=cfg.elastic_sigma)
+    return _fit_classifier(net, opt, sched, images, labels, augment=augment, batch_size=cfg.batch_size, total=total,
+                           generator=gen, device=device, label_smoothing=cfg.label_smoothing, desc="train judge",
+                           callback=callback)
 
 
 def train_classifier(
@@ -366,16 +352,24 @@ def train_classifier(
     steps_per_epoch = len(images) // cfg.batch_size
     total = cfg.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total)
+    augment = partial(augment_digits, generator=gen) if cfg.augment else None
+    return _fit_classifier(clf, opt, sched, images, labels, augment=augment, batch_size=cfg.batch_size, total=total,
+                           generator=gen, device=device, desc="train classifier", callback=callback)
+
+
+def _fit_classifier(net, opt, sched, images, labels, *, augment, batch_size: int, total: int, generator, device,
+                    label_smoothing: float = 0.0, desc: str, callback: Callback | None) -> tuple[nn.Module, dict]:
+    """The supervised loop shared by the classifier and the judge: ``total`` steps of cross-entropy on shuffled
+    batches (``augment(x)`` applied to each if given), the history logged once an epoch."""
+    steps_per_epoch = len(images) // batch_size
     history: dict = {"step": [], "loss": []}
     start = time.perf_counter()
-    batches = _batches(len(images), cfg.batch_size, gen)
-    clf.train()
-    for step in progress(range(1, total + 1), desc="train classifier"):
+    batches = _batches(len(images), batch_size, generator)
+    net.train()
+    for step in progress(range(1, total + 1), desc=desc):
         idx = next(batches)
-        x, y = images[idx], labels[idx]
-        if cfg.augment:
-            x = augment_digits(x, gen)
-        loss = F.cross_entropy(clf(x.to(device)), y.to(device))
+        x = images[idx] if augment is None else augment(images[idx])
+        loss = F.cross_entropy(net(x.to(device)), labels[idx].to(device), label_smoothing=label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -386,7 +380,7 @@ def train_classifier(
             if callback is not None:
                 callback(step, {"loss": loss.item()})
     history["seconds"] = time.perf_counter() - start
-    return clf.eval().cpu(), history
+    return net.eval().cpu(), history
 
 
 @torch.no_grad()
