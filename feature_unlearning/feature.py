@@ -96,10 +96,7 @@ class Feature:
         The direction comes from the clicked latents; a :class:`~feature_unlearning.oracles.LinearProbe`
         trained on the clicks becomes the oracle that labels fresh samples during unlearning.
         """
-        sel = Selection(selected, name=name)
-        labels = sel.mask(len(images))
-        collection = Collection(z.cpu(), images.cpu(), labels.float(), labels)
-        directions._check_sets(collection.z_pos, collection.z_neg)
+        sel, collection = _clicked(z, images, selected, name)
         probe = sel.fit_probe(images, feature_extractor)
         return cls.from_collection(probe, collection, method=method, rule=rule)
 
@@ -135,10 +132,7 @@ class Feature:
                 )
                 feature.note = f"a probe on {extractor_name} features scores every image"
                 return feature
-        sel = Selection(selected, name=name)
-        labels = sel.mask(len(images))
-        collection = Collection(z.cpu(), images.cpu(), labels.float(), labels)
-        directions._check_sets(collection.z_pos, collection.z_neg)
+        sel, collection = _clicked(z, images, selected, name)
         feature = cls.from_collection(sel, collection, method=method, rule=rule)
         feature.note = (
             f"no image feature extractor for this model ({why}): the clicks give the direction only, and "
@@ -188,3 +182,12 @@ class Feature:
             progress_bar=progress_bar,
         )
         return UnlearnResult(model, unlearned, history, self, base_model=base_model)
+
+
+def _clicked(z: torch.Tensor, images: torch.Tensor, selected: Sequence[int], name: str) -> tuple[Selection, Collection]:
+    """The clicked samples as a :class:`Selection` and the labelled :class:`Collection` the direction comes from."""
+    sel = Selection(selected, name=name)
+    labels = sel.mask(len(images))
+    collection = Collection(z.cpu(), images.cpu(), labels.float(), labels)
+    directions._check_sets(collection.z_pos, collection.z_neg)
+    return sel, collection
