@@ -38,11 +38,12 @@ except ImportError:
 import gradio as gr
 import numpy as np
 
-from feature_unlearning import hub, viz
+from feature_unlearning import examples, hub, viz
 from feature_unlearning.directions import ALPHAS
 from feature_unlearning.oracles import PRESETS as ORACLE_PRESETS
 from feature_unlearning.session import (
     ALPHA_RANGE,
+    LOSS_KEYS,
     LR_RANGE,
     STEPS_RANGE,
     Workspace,
@@ -67,7 +68,8 @@ Make a pretrained generator **stop drawing a visual feature** (thick strokes, a 
 while everything else it draws stays as it was, after Moon, Cho & Kim,
 [*Feature Unlearning for Pre-trained GANs and VAEs*]({PAPER}) (AAAI 2024).
 Work down the page: **1** pick a model, **2** show which samples have the feature, **3** find its direction in
-latent space, **4** unlearn it, **5** compare and download the result.
+latent space, **4** unlearn it, **5** compare and download the result. Or first open a finished example: every
+step then shows what a default run made, at once.
 """
 
 CSS = """
@@ -145,6 +147,16 @@ def model_choices() -> tuple[list[tuple[str, str]], list[str]]:
             others.append(f"- **{name}** (from the Hub): needs a network once: `feature-unlearning convert {name}`"
                           f"{size}. {entry.description}.")
     return offered, others
+
+
+def example_choices() -> list[tuple[str, str]]:
+    """(shown, name) of every finished example; one not made here yet says so (opening it says how)."""
+    out = []
+    for ex, state in examples.status():
+        note = {"ready": "", "missing": " (not made here yet)", "stale": " (made from other weights: remake it)",
+                "unavailable": f" (needs {ex.model})"}[state]
+        out.append((f"{ex.title} · {ex.model}{note}", ex.name))
+    return out
 
 
 def _terms(name: str) -> str:
@@ -482,6 +494,16 @@ class RunLine:
 
 
 # --------------------------------------------------------------------------- the layout, step by step
+
+
+def examples_step(ui: SimpleNamespace) -> None:
+    gr.Markdown("## Finished examples\nOpen one to see a whole run at once: the feature, its direction, the "
+                "unlearned model and the comparison fill in below. Then change anything to start your own.")
+    with gr.Row(equal_height=True):
+        ui.example_pick = gr.Dropdown(choices=example_choices(), value=None, label="Example (choosing one opens it)",
+                                      scale=3, elem_id="example-pick")
+        ui.example_btn = gr.Button("Open", scale=1, elem_id="example-btn")
+    ui.example_status = gr.Markdown(elem_classes="fu-status", elem_id="example-status")
 
 
 def model_step(ui: SimpleNamespace, settings: Settings) -> None:
@@ -841,12 +863,51 @@ def cancel(ws):
 def compare(ws, seed, *, compare_n: int):
     """(verdict, original, unlearned, difference, details table, fresh samples)."""
     ws = _need(ws)
-    report = ws.compare(n=compare_n)
+    return _compare_view(ws, ws.compare(n=compare_n), seed)
+
+
+def _compare_view(ws: Workspace, report: dict, seed) -> tuple:
     before, after = ws.preview(), ws.preview(ws.result.unlearned)
     pictures = [_show(x, 84, nrow=4, highlight=ws.preview_marked) for x in (before, after)]
     pictures.append(_show(viz.difference_images(before, after), 84, nrow=4))
     return (f"✓ On {report['n']} fresh samples. {verdict(report)}", *pictures, details_table(report),
             _fresh(ws, seed))
+
+
+def open_example(name, old, alpha, seed, *, page_size: int):
+    """A finished example, every step filled in: (example status, the load outputs with the stale part filled,
+    steps, learning rate, weight)."""
+    if not name:
+        raise ValueError("choose an example first")
+    ws = Workspace.open_example(name, page_size=page_size)
+    _close(old)
+    info, history, feature = ws.example, ws.result.history, ws.feature
+    made, config = info["made"], info["config"]
+    digits = _is_digits(ws)
+    model = (f"✓ Loaded **{ws.model_name}**: {hub.REGISTRY[ws.model_name].description}; latent dimension "
+             f"{ws.model.latent_dim}, images {'×'.join(map(str, ws.model.image_shape))}.")
+    marked = (f"The preset **{_preset_label(ws.preset)}** marked the samples below." if ws.preset else
+              f"The {len(ws.marked)} faces marked by hand on these {ws.n_samples} samples made the feature.")
+    strips, scale = viz.fit(ws.traversal(ALPHAS), 84)
+    curves = {"step": history.step, **{k: getattr(history, k) for k in LOSS_KEYS}}
+    before = ws.preview()
+    ran = (f"✓ Finished example: unlearned in {config['steps']} steps of {config['batch_size']} "
+           f"({made['unlearn_seconds']:.0f} s on {made['machine']}, {made['date']}); the numbers below were measured "
+           "then. Press Run to watch the same settings train.")
+    compared = _compare_view(ws, ws.result.comparison, seed)
+    status = (f"✓ Opened **{info['title']}**: every step below shows what its default run made. Change anything "
+              "to start your own.")
+    return (
+        status,
+        model, _terms(ws.model_name), ws, 0, gr.update(value=ws.model_name),
+        gr.update(value=ws.preset or "", interactive=digits), marked, *_feature_view(ws, 0),
+        _feature_summary(ws), viz.traversal_grid(strips, ALPHAS, scale=scale),
+        viz.projection_histogram(*feature.projections(), feature.threshold), _live(ws, alpha), _method_note(ws),
+        ran, _bar(config["steps"], config["steps"]), viz.loss_curves(curves, total_steps=config["steps"]),
+        _preview_picture(ws, before, ws.preview(ws.result.unlearned), "unlearned"),
+        compared[0], "", *compared[1:5], compared[5], None, "",
+        config["steps"], config["lr"], config["alpha"],
+    )
 
 
 def _fresh(ws: Workspace, seed) -> np.ndarray:
@@ -911,6 +972,14 @@ def bind(demo: gr.Blocks, ui: SimpleNamespace, settings: Settings) -> None:
         lambda: "", None, [ui.model_path], queue=False, api_visibility="private"
     ).then(load_fn, load_in, load_outputs, api_visibility="private", **busy)
     demo.load(load_fn, load_in, load_outputs, api_visibility="private")
+
+    example_out = [ui.example_status, *load_outputs, ui.steps_in, ui.lr_in, ui.alpha_in]
+    example_fn = _guard(len(example_out))(functools.partial(open_example, page_size=settings.page_size))
+    example_in = [ui.example_pick, ws, ui.alpha_slider, ui.seed_in]
+    ui.example_btn.click(example_fn, example_in, example_out, api_name="open_example",
+                         show_progress="minimal", show_progress_on=[ui.example_status])
+    ui.example_pick.input(example_fn, example_in, example_out, api_visibility="private",
+                          show_progress="minimal", show_progress_on=[ui.example_status])
 
     ui.grid.select(
         _guard(n_marks)(click), [ws, page], marks_out, api_visibility="private", show_progress="hidden",
@@ -983,6 +1052,7 @@ def build_demo(
         ui.ws = gr.State(None, delete_callback=_close)  # this session's Workspace; its files go when it ends
         ui.page = gr.State(0)  # the page of samples on screen
         gr.Markdown(INTRO)
+        examples_step(ui)
         model_step(ui, settings)
         feature_step(ui)
         direction_step(ui)

@@ -85,7 +85,6 @@ def _feature(model, spec: str, *, n: int, seed: int, method: str, rule: str):
     """A Feature from 'thick', 'thick:Q', 'digit:K' or a JSON file {"seed": S, "n": N, "indices": [...]}
     naming the samples a user selected among ``model.generate(N, seed=S)``."""
     from .feature import Feature
-    from .models.base import render
 
     path = Path(spec)
     if path.suffix == ".json" or path.is_file():
@@ -96,8 +95,8 @@ def _feature(model, spec: str, *, n: int, seed: int, method: str, rule: str):
             shown_seed, shown_n, indices = int(sel["seed"]), int(sel["n"]), [int(i) for i in sel["indices"]]
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{path} must hold {{\"seed\": S, \"n\": N, \"indices\": [...]}}: {err}") from None
-        z = model.sample_latent(shown_n, seed=shown_seed, device="cpu")
-        feature = Feature.from_clicks(model, z, render(model, z).cpu(), indices, method=method, rule=rule, name=path.stem)
+        feature = Feature.from_shown(model, seed=shown_seed, n=shown_n, indices=indices, method=method, rule=rule,
+                                     name=path.stem)
         if not feature.image_oracle:
             print(feature.note)
         return feature
@@ -151,6 +150,25 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_examples(args: argparse.Namespace) -> int:
+    from . import examples
+
+    if args.build:
+        names = [e.name for e, state in examples.status() if state != "ready"] if args.build == ["all"] else args.build
+        for name in names:
+            examples.get(name)  # an unknown name fails before any work
+        for name in names:
+            examples.build(name)
+        if not names:
+            print("every example is ready here")
+        return 0
+    for ex, state in examples.status():
+        where = "in the package" if ex.bundled else "in the cache"
+        hint = "" if state == "ready" else f"  (make it: {ex.build_command()}, about {ex.minutes:g} min on 2 CPU cores)"
+        print(f"{ex.name:36s} {state:12s} {ex.title}, {where}{hint}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="feature-unlearning", description="Remove a feature from a pretrained GAN or VAE.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -189,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=int, default=6, help="samples in the traversal picture")
     p.add_argument("--out", type=Path, required=True, help="folder for traversal.png and direction.*")
     p.set_defaults(func=cmd_direction)
+
+    p = sub.add_parser("examples", help="list the finished examples (the app opens them at once), or make them")
+    p.add_argument("--build", nargs="+", metavar="NAME", default=None,
+                   help="make these examples (or 'all': those missing or stale here) the way the app's default run does")
+    p.set_defaults(func=cmd_examples)
 
     from .convert import add_convert_parser
 

@@ -140,6 +140,26 @@ class Feature:
         )
         return feature
 
+    @classmethod
+    def from_shown(
+        cls,
+        model: nn.Module,
+        *,
+        seed: int,
+        n: int,
+        indices: Sequence[int],
+        method: str = "mean_diff",
+        rule: str = "mean",
+        name: str = "selection",
+    ) -> "Feature":
+        """:meth:`from_clicks` on the samples a user was shown: ``model.sample_latent(n, seed=seed)``, of which
+        ``indices`` show the feature (the CLI's selection file ``{"seed": S, "n": N, "indices": [...]}``)."""
+        from .models.base import render
+
+        z = model.sample_latent(int(n), seed=int(seed), device="cpu")
+        return cls.from_clicks(model, z, render(model, z).cpu(), [int(i) for i in indices], method=method,
+                               rule=rule, name=name)
+
     @property
     def image_oracle(self) -> bool:
         """Whether the oracle scores any image (False for a bare :class:`Selection`: then only the paper's rule applies)."""

@@ -294,11 +294,12 @@ def get_oracle(feature: str | Oracle, *, classifier: nn.Module | None = None) ->
 class Collection:
     """Latents, their images and the oracle's verdict, as returned by :func:`collect`.
 
-    ``z`` ``(N, latent_dim)``, ``images`` ``(N, C, H, W)`` in [-1, 1], ``scores`` ``(N,)``, ``labels`` ``(N,)`` bool.
+    ``z`` ``(N, latent_dim)``, ``images`` ``(N, C, H, W)`` in [-1, 1] (None where they were not kept: a finished
+    example, :mod:`feature_unlearning.examples`), ``scores`` ``(N,)``, ``labels`` ``(N,)`` bool.
     """
 
     z: torch.Tensor
-    images: torch.Tensor
+    images: torch.Tensor | None
     scores: torch.Tensor
     labels: torch.Tensor
 

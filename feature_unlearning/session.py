@@ -102,6 +102,7 @@ class Workspace:
     result: UnlearnResult | None = None  # the last run's, set by start_run
     stop: threading.Event = field(default_factory=threading.Event, repr=False)  # set to stop a running unlearning
     export_dir: Path | None = field(default=None, repr=False)  # where export() writes, made on first use
+    example: dict | None = field(default=None, repr=False)  # example.json of a finished example (open_example)
 
     @classmethod
     def open(cls, name_or_path: str, *, page_size: int = 32, seed: int = 0) -> Workspace:
@@ -110,6 +111,28 @@ class Workspace:
             raise ValueError(f"page_size must be >= 2, got {page_size}")
         ws = cls(load_generator(name_or_path), str(name_or_path).strip(), page_size=page_size, seed=seed)
         ws.add_page()
+        return ws
+
+    @classmethod
+    def open_example(cls, name: str, *, page_size: int = 32) -> Workspace:
+        """A workspace at the end of a finished example (:mod:`feature_unlearning.examples`): its model, the
+        samples it was marked on (a preset's first page, or the pages a user clicked), the feature and the
+        unlearned model with the comparison measured when it was made. ``ValueError`` when it is not ready here."""
+        from . import examples
+
+        ex = examples.load(name)
+        ws = cls(ex.model, ex.example.model, page_size=page_size)
+        spec = ex.example.feature
+        if isinstance(spec, dict):  # the pages of samples the clicks were made on, marked as they were
+            ws.z = ex.model.sample_latent(int(spec["n"]), seed=int(spec["seed"]), device="cpu")
+            ws.images = render(ex.model, ws.z).cpu()
+            ws.marked = {int(i) for i in spec["indices"]}
+        else:
+            ws.preset, ws.oracle = spec, ex.feature.oracle
+            ws.add_page()
+        ws.feature, ws.preview_z, ws.preview_marked = ex.feature, ex.preview_z, ex.preview_marked
+        ws.result = ex.result
+        ws.example = ex.info
         return ws
 
     # ------------------------------------------------------------------------------------- samples
@@ -200,7 +223,7 @@ class Workspace:
         return len(self.marked), self.n_samples - len(self.marked)
 
     def _forget_feature(self) -> None:
-        self.feature, self.preview_z, self.preview_marked = None, None, []
+        self.feature, self.preview_z, self.preview_marked, self.example = None, None, [], None
 
     # ------------------------------------------------------------------------------------- feature
 
@@ -294,7 +317,7 @@ class Workspace:
         """
         feature = self._need_feature()
         self.stop.clear()
-        self.result = None
+        self.result, self.example = None, None
         if runner is None:
             stream = unlearn_stream(feature, self.model, config, preview_z=self.preview_z, stop=self.stop)
         else:

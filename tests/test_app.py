@@ -163,6 +163,34 @@ def test_whole_flow_removes_the_thick_strokes(client, tmp_path):
     assert share["unlearned"] < 0.8 * share["original"], share
 
 
+def test_a_finished_example_opens_at_once_with_every_step_filled_in(client, tmp_path):
+    started = time.perf_counter()
+    out = client.predict("mnist-dcgan-without-8", 0, 0, api_name="/open_example")
+    took = time.perf_counter() - started
+    status, model, picker, preset, marked, grid, counts = out[0], out[1], out[3], out[4], out[5], out[6], out[7]
+    direction, traversal, run_status, bar, preview, verdict, before, after, diff, details, fresh = (
+        out[9], out[10], out[14], out[15], out[17], out[18], out[20], out[21], out[22], out[23], out[24])
+    steps, lr, alpha = out[-3:]
+    assert status.startswith("✓ Opened **Digits without the 8**") and model.startswith("✓ Loaded **mnist-dcgan**")
+    assert picker["value"] == "mnist-dcgan" and preset["value"] == "digit:8" and "preset **digit 8**" in marked
+    assert direction.startswith("✓ Direction found") and run_status.startswith("✓ Finished example: unlearned in 400")
+    assert 'aria-valuenow="400"' in bar and (steps, lr, alpha) == (400, 3e-4, 0.5)
+    assert verdict.startswith("✓ On 2000 fresh samples. **Removed:**") and "mnist-judge-resnet" in verdict
+    assert all(Path(p).is_file() for p in (grid, traversal, preview, before, after, diff, fresh))
+    assert "<table" in details
+    print(f"opened in {took:.1f} s")  # no training, no sampling beyond the example's own latents
+    # the example is a result like any other: fresh samples, export
+    status, seed, redrawn = client.predict(4, api_name="/new_samples")
+    assert seed == 5 and Path(redrawn).is_file()
+    status, zipped = client.predict(api_name="/export")
+    assert status.startswith("✓ Packed mnist-dcgan-without-digit-8.zip"), status
+    # a missing one says what to run, and leaves the session's model alone
+    out = client.predict("digiface-dcgan64-without-glasses", 0, 0, api_name="/open_example")
+    if "not made on this machine" in out[0]:
+        assert "feature-unlearning examples --build digiface-dcgan64-without-glasses" in out[0]
+    assert client.predict(0, api_name="/compare")[0].startswith("✓ On 1000 fresh samples")
+
+
 def test_marks_by_number_frame_the_samples_and_define_the_feature(client):
     status, grid, counts, marks, *_ = client.predict("0, 3, 5-6", api_name="/set_marks")
     assert status == "4 samples marked." and marks == "0, 3, 5, 6"
