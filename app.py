@@ -467,30 +467,41 @@ class Settings:
 class RunLine:
     """The unlearning runs waiting and running, all sessions together (what a queued person is told).
 
-    Server-wide counts, not per-user state: a person's own run lives in their Workspace. Best effort: a
-    run whose page closes while it waits is counted until the next run starts.
+    Server-wide counts, not per-user state: a person's own run lives in their Workspace. A session (by its
+    Gradio session hash) is counted as waiting from Run until its run starts, or until its page closes
+    (``demo.unload`` calls :meth:`leave`), so a page closed while it waits no longer counts.
     """
 
     def __init__(self, concurrency: int):
-        self.concurrency, self.waiting, self.running = concurrency, 0, 0
+        self.concurrency, self.running = concurrency, 0
+        self.waiting: set[str] = set()  # the sessions whose runs wait
         self.last_seconds: float | None = None  # how long the last run took
         self.lock = threading.Lock()
 
-    def join(self) -> tuple[int, float | None]:
-        """Queue one run: (how many runs go first, a guess of the wait in s from the last run, None if unknown)."""
+    def join(self, key: str) -> tuple[int, float | None]:
+        """Queue the run of session ``key``: (how many runs go first, a guess of the wait in s from the last run,
+        None if unknown)."""
         with self.lock:
-            ahead = max(0, self.running + self.waiting - self.concurrency + 1)
-            self.waiting += 1
+            self.waiting.discard(key)
+            ahead = max(0, self.running + len(self.waiting) - self.concurrency + 1)
+            self.waiting.add(key)
         return ahead, (ahead * self.last_seconds if ahead and self.last_seconds else None)
 
-    def start(self) -> None:
+    def start(self, key: str) -> None:
         with self.lock:
-            self.waiting, self.running = max(0, self.waiting - 1), self.running + 1
+            self.waiting.discard(key)
+            self.running += 1
 
     def finish(self, seconds: float) -> None:
         with self.lock:
             self.running = max(0, self.running - 1)
             self.last_seconds = seconds
+
+    def leave(self, key: str) -> None:
+        """Session ``key`` is gone (its page closed): its run will never start."""
+        with self.lock:
+            self.waiting.discard(key)
+
 
 
 # --------------------------------------------------------------------------- the layout, step by step
@@ -777,12 +788,12 @@ def move(ws, alpha):
     return gr.skip(), _live_caption(alpha), _live(ws, alpha)
 
 
-def queue_run(ws, *, line: RunLine):
+def queue_run(ws, request: gr.Request, *, line: RunLine):
     """Before the run waits its turn: (status, run button, cancel button). Not queued itself."""
     if ws is None or ws.feature is None:
         return gr.skip(), gr.skip(), gr.skip()
     ws.queue_run()
-    ahead, wait = line.join()
+    ahead, wait = line.join(request.session_hash)
     if ahead == 0:
         status = "Starting…"
     else:
@@ -796,11 +807,11 @@ def _preview_picture(ws: Workspace, before, now, label: str):
     return _titled([("before", before), (label, now)], 84, nrow=8, highlight=ws.preview_marked)
 
 
-def run(ws, steps, lr, alpha, slider, *, line: RunLine):
+def run(ws, steps, lr, alpha, slider, request: gr.Request, *, line: RunLine):
     """Stream: (status, progress bar, loss plot, preview, run button, cancel button, live picture, then the
     compare section cleared)."""
     idle = (gr.update(interactive=True), gr.update(interactive=False))
-    line.start()
+    line.start(request.session_hash)
     started = time.perf_counter()
     try:
         yield from _run(ws, steps, lr, alpha, slider, idle)
@@ -1007,16 +1018,29 @@ def bind(demo: gr.Blocks, ui: SimpleNamespace, settings: Settings) -> None:
     )
 
     line = RunLine(settings.train_concurrency)
+
+    # closures, not functools.partial: Gradio passes the gr.Request (the session) only to a function whose own
+    # signature asks for it
+    def queue_run_fn(ws, request: gr.Request):
+        return queue_run(ws, request, line=line)
+
+    def run_fn(ws, steps, lr, alpha, slider, request: gr.Request):
+        yield from run(ws, steps, lr, alpha, slider, request, line=line)
+
+    def leave_fn(request: gr.Request):
+        line.leave(request.session_hash)
+
     ui.run_btn.click(
-        functools.partial(queue_run, line=line), [ws], [ui.run_status, ui.run_btn, ui.cancel_btn], queue=False,
+        queue_run_fn, [ws], [ui.run_status, ui.run_btn, ui.cancel_btn], queue=False,
         js=SCROLL_TO_RUN, api_visibility="private",
     ).then(
-        functools.partial(run, line=line), [ws, ui.steps_in, ui.lr_in, ui.alpha_in, ui.alpha_slider],
+        run_fn, [ws, ui.steps_in, ui.lr_in, ui.alpha_in, ui.alpha_slider],
         [ui.run_status, ui.run_bar, ui.loss_plot, ui.preview, ui.run_btn, ui.cancel_btn, ui.live, *compare_part],
         api_name="unlearn", concurrency_limit=settings.train_concurrency, concurrency_id="unlearn",
         show_progress="full", show_progress_on=[ui.run_status],  # Gradio's queue position and wait, visible
     )
     ui.cancel_btn.click(cancel, [ws], [ui.run_status], api_name="cancel", queue=False)
+    demo.unload(leave_fn)  # a page closed while its run waits no longer counts
 
     ui.compare_btn.click(
         _guard(6)(functools.partial(compare, compare_n=settings.compare_n)), [ws, ui.seed_in],

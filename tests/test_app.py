@@ -409,13 +409,17 @@ def test_reversed_ranges_and_junk_in_mark_numbers_are_refused(app):
 
 def test_the_run_line_counts_who_goes_first(app):
     line = app.RunLine(concurrency=1)
-    assert line.join() == (0, None)  # nobody ahead: starts now
-    line.start()
-    ahead, wait = line.join()
+    assert line.join("a") == (0, None)  # nobody ahead: starts now
+    line.start("a")
+    ahead, wait = line.join("b")
     assert ahead == 1 and wait is None  # no run has finished yet: no guess
+    assert line.join("b") == (1, None)  # pressing Run again does not count twice
     line.finish(60.0)
-    line.start()
-    assert line.join() == (1, 60.0)
+    line.start("b")
+    assert line.join("c") == (1, 60.0)
+    assert line.join("d") == (2, 120.0)
+    line.leave("c")  # c closed its page while waiting: it no longer counts for those behind it
+    assert line.join("e") == (2, 120.0)
 
 
 # ------------------------------------------------------------------------------ how it is built

@@ -358,3 +358,45 @@ def test_faces_are_big_enough_to_judge_and_their_terms_are_shown(page, tmp_path)
     assert _framed(page, [2, 3, 4], cell=136) == [3]
     Shots(page, tmp_path)("app-08-faces", "#model-status", "#feature-status")
     assert page.errors == []
+
+
+def test_a_finished_example_opens_at_once(page, tmp_path):
+    shots = Shots(page, tmp_path)
+    _wait_text(page, "#model-status", "Loaded")
+    _choose(page, "#example-pick", re.compile(r"^Digits without thick strokes"))
+    verdict = _wait_text(page, "#compare-status", "On 2000 fresh samples", timeout=30_000)
+    assert "**" not in verdict and "Removed:" in verdict and "skeleton stroke width" in verdict
+    assert "Opened Digits without thick strokes" in page.locator("#example-status").inner_text()
+    assert "Finished example: unlearned in 400 steps" in page.locator("#run-status").inner_text()
+    for picture in ("#sample-grid", "#traversal", "#preview", "#compare-before", "#compare-after", "#fresh-samples"):
+        page.locator(picture).scroll_into_view_if_needed()  # the pictures load lazily, when on screen
+        page.locator(f"{picture} img").first.wait_for(state="visible", timeout=10_000)
+    assert page.locator("#steps input").input_value() == "400"
+    shots("example", "#example-status", "#compare-diff")
+    # the example is a result like any other: new samples redraw original and unlearned
+    page.get_by_role("button", name="New samples").click()
+    _wait_text(page, "#samples-status", "seed 1")
+    assert not page.errors and not page.outside, (page.errors, page.outside)
+
+
+def test_a_page_closed_while_waiting_no_longer_counts_in_the_queue(page, url):
+    others = [_open(page.browser, url), _open(page.browser, url)]
+    for pg in (page, *others):
+        _wait_text(pg, "#model-status", "Loaded")
+        _choose(pg, "#example-pick", re.compile(r"^Digits without thick strokes"))
+        _wait_text(pg, "#compare-status", "On 2000 fresh samples", timeout=60_000)
+        pg.locator("#steps input").fill("5000")
+        pg.locator("#steps input").press("Tab")
+    page.get_by_role("button", name="Run unlearning").click()
+    _wait_text(page, "#run-status", RUNNING)
+    gone, last = others
+    gone.get_by_role("button", name="Run unlearning").click()
+    _wait_text(gone, "#run-status", "Waiting for its turn: 1 run")
+    gone.context.close()  # the second person leaves while waiting
+    last.wait_for_timeout(3000)  # the server hears of it when the page's heartbeat connection drops
+    last.get_by_role("button", name="Run unlearning").click()
+    status = _wait_text(last, "#run-status", "Waiting for its turn")
+    assert "1 run of other people go first" in status, status
+    last.get_by_role("button", name="Cancel").click()
+    page.get_by_role("button", name="Cancel").click()
+    _wait_text(page, "#run-status", "Stopped at step")
