@@ -261,20 +261,22 @@ def _titled(rows: list[tuple[str, object]], size: int = 112, **grid_kwargs) -> n
     return np.concatenate(panels, axis=0)
 
 
-class ClampedSlider(gr.Slider):
+def clamped_slider(minimum: float, maximum: float, **kwargs) -> gr.Slider:
     """A slider that moves a typed or sent value outside [minimum, maximum] to the nearest end instead of
-    refusing it with "Value 99 is greater than maximum" (drawn by the browser as Gradio's own slider)."""
+    refusing it with "Value 99 is greater than maximum". The clamp is set on this one instance: a subclass of
+    gr.Slider would make Gradio write a type stub (app.pyi) next to this file on import."""
+    slider = gr.Slider(minimum, maximum, **kwargs)
+    plain = slider.preprocess
 
-    @classmethod
-    def get_block_name(cls) -> str:
-        return "slider"
-
-    def preprocess(self, payload):
+    def preprocess(payload):
         try:
-            payload = min(max(float(payload), self.minimum), self.maximum)
+            payload = min(max(float(payload), minimum), maximum)
         except (TypeError, ValueError):
-            payload = self.value
-        return super().preprocess(payload)
+            payload = slider.value
+        return plain(payload)
+
+    slider.preprocess = preprocess
+    return slider
 
 
 def _picture(label: str, elem_id: str, *, elem_classes: str = "fu-pixels", show_label: bool = False,
@@ -573,7 +575,7 @@ def direction_step(ui: SimpleNamespace) -> None:
     ui.direction_btn = gr.Button("Find the direction", variant="primary")
     ui.direction_status = gr.Markdown(elem_classes="fu-status", elem_id="direction-status")
     with gr.Row(equal_height=True):
-        ui.alpha_slider = ClampedSlider(
+        ui.alpha_slider = clamped_slider(
             ALPHAS[0], ALPHAS[-1], value=0, step=0.25, label="Move along the direction",
             info=f"from {ALPHAS[0]:g} to +{ALPHAS[-1]:g}; the pictures follow as you drag", scale=1, min_width=240,
             elem_id="alpha",

@@ -437,6 +437,14 @@ def test_importing_the_app_builds_and_loads_nothing(monkeypatch):
     assert not [k for k, v in vars(module).items() if isinstance(v, (gr.Blocks, torch.nn.Module))]
 
 
+def test_building_the_app_writes_no_file_next_to_it(app):
+    stub = ROOT / "app.pyi"  # Gradio writes one for every gr.Component subclass a module defines
+    stub.unlink(missing_ok=True)
+    sys.modules.pop("app", None)
+    _import_app().build_demo(default_model=MODEL, **TINY)
+    assert not stub.exists()
+
+
 def test_unlearning_defaults_come_from_unlearn_config(app, monkeypatch):
     from feature_unlearning.unlearn import UnlearnConfig
 
