@@ -229,16 +229,6 @@ def test_clicking_through_the_whole_flow(page, tmp_path):
     page.locator("#preview img").wait_for()
     shot("app-05-unlearn", "#run-status", "#preview", "#losses")
 
-    steps.fill("5000")  # a long run, cancelled: the model so far is kept
-    steps.press("Tab")
-    page.get_by_role("button", name="Run unlearning").click()
-    _wait_text(page, "#run-status", RUNNING)
-    shot("app-05b-unlearning-running", "#run-status", "#preview", "#losses")
-    page.get_by_role("button", name="Cancel").click()
-    _wait_text(page, "#run-status", "Stopped at step")
-    assert page.get_by_role("button", name="Run unlearning").is_enabled()
-    assert not page.get_by_role("button", name="Cancel").is_enabled()
-
     page.get_by_role("button", name="Compare original and unlearned").click()
     status = _wait_text(page, "#compare-status", "fresh samples", timeout=120_000)
     assert "the feature went from" in status
@@ -250,8 +240,18 @@ def test_clicking_through_the_whole_flow(page, tmp_path):
     page.get_by_text(".zip").first.wait_for()
     page.get_by_text("Details: every number behind the verdict").click()
     page.locator("#details-table").wait_for()
-    shot("app-06-compare", "#compare-status", "#export-status")
+    shot("app-06-compare", "#compare-status", "#export-status")  # the comparison of the full run above
     shot("app-07-whole-page")
+
+    steps.fill("5000")  # a long run, cancelled: the model so far is kept
+    steps.press("Tab")
+    page.get_by_role("button", name="Run unlearning").click()
+    _wait_text(page, "#run-status", RUNNING)
+    shot("app-05b-unlearning-running", "#run-status", "#preview", "#losses")
+    page.get_by_role("button", name="Cancel").click()
+    _wait_text(page, "#run-status", "Stopped at step")
+    assert page.get_by_role("button", name="Run unlearning").is_enabled()
+    assert not page.get_by_role("button", name="Cancel").is_enabled()
 
     assert page.errors == [], page.errors
     assert page.outside == [], f"the page reached beyond localhost: {page.outside}"
@@ -372,7 +372,7 @@ def test_a_finished_example_opens_at_once(page, tmp_path):
         page.locator(picture).scroll_into_view_if_needed()  # the pictures load lazily, when on screen
         page.locator(f"{picture} img").first.wait_for(state="visible", timeout=10_000)
     assert page.locator("#steps input").input_value() == "400"
-    shots("example", "#example-status", "#compare-diff")
+    shots("app-00-example", "#example-status", "#compare-diff")
     # the example is a result like any other: new samples redraw original and unlearned
     page.get_by_role("button", name="New samples").click()
     _wait_text(page, "#samples-status", "seed 1")
