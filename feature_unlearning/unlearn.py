@@ -68,6 +68,7 @@ class UnlearnConfig:
     replay: float = 0.25  # share of each batch re-drawn near latents whose student image still shows the feature
     replay_jitter: float = 0.1  # std of the Gaussian noise added to a replayed latent
     replay_size: int = 1024  # latents remembered for replay (the most recent failures)
+    linear_positives: bool = False  # also unlearn latents whose projection is >= t, whatever the oracle says
     # --- run ---
     seed: int = 0
     device: str | None = None  # None: the model's device
@@ -393,6 +394,8 @@ def make_targets(
             target[positive] = teacher(translate(z[positive], direction, threshold)).float()
         return teach, target, positive, positive
     positive = oracle.scores(teach).to(z.device) >= oracle.threshold - margin
+    if cfg.linear_positives:  # an oracle with a low recall misses samples the direction clearly places high
+        positive |= project(z, direction) >= threshold
     resolved = positive.clone()
     if positive.any():
         _, target[positive], resolved[positive] = find_targets(
