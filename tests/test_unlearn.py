@@ -281,3 +281,16 @@ def test_linear_positives_adds_the_latents_above_the_threshold_to_the_oracles(ti
     assert (positive & ~by_oracle).any()  # some latents only the linear rule flags ...
     assert torch.equal(target[~positive], teach[~positive])  # ... negatives keep their own image
     assert not torch.equal(target[positive & ~by_oracle], teach[positive & ~by_oracle])  # positives get moved targets
+
+
+def test_trainable_limits_the_fine_tuned_parameters(tiny_dcgan):
+    names = [n for n, _ in tiny_dcgan.named_parameters()]
+    last = names[-1].rsplit(".", 1)[0]  # the last layer's module
+    cfg = UnlearnConfig(method="paper", steps=3, batch_size=8, lr=1e-2, log_every=1, trainable=(last,))
+    new, _ = unlearn(tiny_dcgan, torch.nn.functional.normalize(torch.ones(tiny_dcgan.latent_dim), dim=0), -10.0, cfg,
+                     progress_bar=False)
+    changed = {n for (n, a), b in zip(tiny_dcgan.named_parameters(), new.parameters()) if not torch.equal(a, b)}
+    assert changed and all(n.startswith(last + ".") for n in changed)
+    with pytest.raises(ValueError, match="names none"):
+        unlearn(tiny_dcgan, torch.ones(tiny_dcgan.latent_dim), 0.0, UnlearnConfig(method="paper", steps=1, trainable=("nope",)),
+                progress_bar=False)
