@@ -15,7 +15,7 @@ the "clicks": ``digiface_clicks_glasses.json`` / ``digiface_clicks_hats.json`` i
 The oracle is a ``LinearProbe`` on the bundled ``digiface-encoder`` (``benchmarks/train_encoder.py``) fitted
 on the clicks. Unlearning (``FACE_FEATURE``, ``FACE_CONFIG``) runs ``Feature.from_oracle(model, probe, n=5000, seed=11,
 rule="balanced").unlearn(model, UnlearnConfig(**FACE_CONFIG))``: the direction of 5,000 fresh samples the click probe
-labels (its targets lose the glasses; the clicked latents' own direction often keeps them).
+labels (its targets lose the glasses; the clicked latents' own direction's targets often keep them).
 The probe is in the unlearning loss, so it cannot grade the result: whether glasses are gone is judged by
 eye on the before/after grids this script writes (pages of 16 faces, ``faces-<feature>-positives-<k>.png``) (the counts are entered in ``faces_by_eye.json`` and
 checked against the run they were made on); the probe's verdict is reported beside it, marked as such.
@@ -58,8 +58,8 @@ N_PSEUDO = 2000  # fresh samples the probe labels for the probe-labelled directi
 
 #: How the face runs make their feature: the click probe labels ``n_direction`` fresh samples (seed 11) and their
 #: mean difference is the direction, with the ``rule`` threshold (``Feature.from_oracle(model, probe, ...)``). The
-#: clicked latents' own direction (``direction="clicks"``) moves the 43 labelled glasses faces to targets that
-#: still wear glasses about half the time; this one's targets lose them (trials G-N below).
+#: clicked latents' own direction (``direction="clicks"``) moves many of the 43 labelled glasses faces to targets
+#: that still wear glasses (looked at: roughly 15-20 of them); this one's targets lose them on nearly all.
 FACE_FEATURE: dict = dict(direction="probe-labelled", n_direction=5000, rule="balanced")
 
 #: The unlearning settings used for faces (UnlearnConfig fields that differ from the defaults): the best of the
@@ -276,6 +276,7 @@ def unlearn_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages, feat: str, ov
     keep, y = known(lab["labels"][feat])
     pos, neg = keep & y, keep & ~y
     oracle = feature.oracle
+    res["auc_direction"] = auc(directions.project(z_lab, feature.direction)[keep], y[keep])  # of the direction used
     s_before, s_after = oracle.score_all(x_lab), oracle.score_all(after)
     res["n_pos"], res["n_neg"] = int(pos.sum()), int(neg.sum())
     res["probe_pos_before"] = float((s_before[pos] >= oracle.threshold).float().mean())
@@ -431,7 +432,9 @@ def write_md(result: dict, path: Path) -> None:
         lines += [f"## Unlearning {feat}", "",
                   f"{feature_call(r)}`.unlearn(model, UnlearnConfig(**{r['config']}))`, "
                   f"{r['steps']} steps: **{r['seconds']:.0f} s** ({r['threads']} threads; load average "
-                  f"{', '.join(f'{v:.1f}' for v in r.get('load', []))}).", "", f"`{r.get('command', '?')}`", "",
+                  f"{', '.join(f'{v:.1f}' for v in r.get('load', []))})"
+                  + (f"; making the feature took {r['feature_seconds']:.0f} s more." if "feature_seconds" in r else "."),
+                  "", f"`{r.get('command', '?')}`", "",
                   "| measure | value |", "|---|---|"]
         if eye_ok:
             lines.append(f"| {feat} gone, by eye (of the {r['n_pos']} labelled {feat} faces; grids `faces-{feat}-positives-*.png`) "
@@ -444,6 +447,12 @@ def write_md(result: dict, path: Path) -> None:
             f"{r['probe_pos_before']:.0%} before, {r['probe_pos_after']:.0%} after) |",
             f"| SSIM of the {r['n_neg']} faces labelled without {feat}, after vs before | **{r['ssim_neg']:.3f}** (L1 {r['l1_neg']:.3f}) |",
         ]
+        if "auc_direction" in r:
+            lines.append(f"| AUC on the labelled faces of the direction this run used ({r['direction']}) | {r['auc_direction']:.2f} |")
+        if "ssim_neg_unflagged" in r:
+            lines.append(f"| of those, the {r['neg_flagged_share']:.0%} that the training rule unlearns too (probe within its margin"
+                         f"{' or projection >= t' if r['config'].get('linear_positives') else ''}) / the rest "
+                         f"| {fmt(r.get('ssim_neg_flagged'), 3)} / {r['ssim_neg_unflagged']:.3f} |")
         for other, v in r["others"].items():
             line = (f"| {other} share (probe fitted on the click pages' by-eye labels, not in this loss; AUC {v['probe_auc']:.2f}) "
                     f"| {v['probe_share_before']:.0%} before, {v['probe_share_after']:.0%} after |")
