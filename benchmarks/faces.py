@@ -430,7 +430,7 @@ def write_md(result: dict, path: Path) -> None:
         eye = by_eye.get(feat, {})
         eye_ok = eye.get("key") == r["key"]
         lines += [f"## Unlearning {feat}", "",
-                  f"{feature_call(r)}`.unlearn(model, UnlearnConfig(**{r['config']}))`, "
+                  f"{feature_call(r)}.unlearn(model, UnlearnConfig(**{r['config']}))`, "
                   f"{r['steps']} steps: **{r['seconds']:.0f} s** ({r['threads']} threads; load average "
                   f"{', '.join(f'{v:.1f}' for v in r.get('load', []))})"
                   + (f"; making the feature took {r['feature_seconds']:.0f} s more." if "feature_seconds" in r else "."),
