@@ -92,7 +92,10 @@ TRIALS = """| trial | fields | s (load) | SSIM without glasses | probe: labelled
 | N | as M, oversample=0.5 | 234 (2.0) | 0.85 (unflagged 0.87, flagged 0.77) | 2% | chosen as FACE_CONFIG: the final run repeats it exactly (same seed, same SSIM to 6 digits), counted there face by face: 30 gone |
 | O | as N, alpha=4 (`python -m benchmarks.faces --only unlearn --features glasses --set alpha=4.0`) | 229 (2.0) | 0.81 (unflagged 0.83, flagged 0.73) | 0% | as N: frames still on 0, 7, 31, 104, 274; not adopted |
 
-"flagged": the 19% of faces without glasses that the training rule itself unlearns (probe within its margin, or
+A-F: the clicked latents' direction, offsets (0.5, 1.5, 3, 5), load average 7-11. G-O: the direction of 5,000
+probe-labelled samples with the balanced threshold, offsets (1.5, 2.5, 3.5), oracle_weight=0, replay=0; batch 16
+unless said; one CPU thread, load average in brackets. By eye: "about" = a quick look at the whole grid, not
+counted face by face. "flagged": the 19% of faces without glasses that the training rule itself unlearns (probe within its margin, or
 projection above the balanced threshold), whose targets move them; "unflagged": the other 81%, which an exact
 student would leave untouched. Most of the SSIM lost is on the unflagged faces: the collateral of a short run,
 not the rule. The default UnlearnConfig (400 steps of 64, validated on 28x28 digits) would take about 20 minutes
