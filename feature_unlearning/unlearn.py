@@ -68,6 +68,9 @@ class UnlearnConfig:
     replay: float = 0.25  # share of each batch re-drawn near latents whose student image still shows the feature
     replay_jitter: float = 0.1  # std of the Gaussian noise added to a replayed latent
     replay_size: int = 1024  # latents remembered for replay (the most recent failures)
+    linear_positives: bool = False  # also unlearn latents whose projection is >= t, whatever the oracle says
+    # --- both methods ---
+    trainable: tuple[str, ...] = ()  # names (prefixes) of the parameters fine-tuned, e.g. ("model.9", "model.12"); (): all
     # --- run ---
     seed: int = 0
     device: str | None = None  # None: the model's device
@@ -393,6 +396,8 @@ def make_targets(
             target[positive] = teacher(translate(z[positive], direction, threshold)).float()
         return teach, target, positive, positive
     positive = oracle.scores(teach).to(z.device) >= oracle.threshold - margin
+    if cfg.linear_positives:  # an oracle with a low recall misses samples the direction clearly places high
+        positive |= project(z, direction) >= threshold
     resolved = positive.clone()
     if positive.any():
         _, target[positive], resolved[positive] = find_targets(
@@ -449,6 +454,20 @@ def training_step(
     loss.backward()
     optimizer.step()
     return parts, failed
+
+
+def trainable_parameters(model: nn.Module, names: tuple[str, ...] = ()) -> list[torch.Tensor]:
+    """The parameters unlearning fine-tunes: ``model.generator_parameters()``, or those of them whose name
+    (``model.named_parameters()``) is one of ``names`` or starts with one followed by a dot."""
+    params = list(model.generator_parameters())
+    if not names:
+        return params
+    named = {id(p): n for n, p in model.named_parameters()}
+    picked = [p for p in params if any(named[id(p)] == k or named[id(p)].startswith(k + ".") for k in names)]
+    if not picked:
+        listed = ", ".join(named[id(p)] for p in params)
+        raise ValueError(f"trainable={names!r} names none of the generator's parameters: {listed}")
+    return picked
 
 
 class _Snapshot:
@@ -532,7 +551,7 @@ def unlearn(
     teacher = copy.deepcopy(model).to(device).eval().requires_grad_(False)
     student = copy.deepcopy(model).to(device).eval()  # eval: BatchNorm keeps the teacher's statistics
     student.requires_grad_(False)
-    params = list(student.generator_parameters())
+    params = trainable_parameters(student, cfg.trainable)
     for p in params:
         p.requires_grad_(True)
     opt = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas)

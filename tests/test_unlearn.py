@@ -249,3 +249,48 @@ def test_a_finite_run_does_not_diverge(tiny_dcgan):
     new, hist = unlearn(tiny_dcgan, d, 0.0, UnlearnConfig(method="paper", steps=3, batch_size=8))
     assert hist.diverged_at is None
     assert all(p.is_contiguous() for p in new.parameters())  # the default layout, whatever ran inside (safetensors)
+
+
+class _MeanBrightness:
+    """An oracle on the mean pixel: 'the feature' is a bright image (threshold at the batch's 90th percentile)."""
+
+    name, default_margin = "bright", 0.0
+
+    def __init__(self, threshold: float):
+        self.threshold = threshold
+
+    def scores(self, images):
+        return images.flatten(1).mean(1)
+
+
+def test_linear_positives_adds_the_latents_above_the_threshold_to_the_oracles(tiny_dcgan):
+    d = torch.nn.functional.normalize(torch.ones(tiny_dcgan.latent_dim), dim=0)
+    z = torch.randn(64, tiny_dcgan.latent_dim, generator=torch.Generator().manual_seed(1))
+    teacher = copy.deepcopy(tiny_dcgan).requires_grad_(False)
+    with torch.no_grad():
+        scores = teacher(z).flatten(1).mean(1)
+    oracle = _MeanBrightness(float(scores.quantile(0.9)))
+    t = float((z @ d).quantile(0.7))
+    by_oracle = scores >= oracle.threshold
+    cfg = UnlearnConfig(batch_size=64, search_offsets=(1.0,))
+    _, _, positive, _ = make_targets(teacher, z, d, t, cfg, oracle, 0.0)
+    assert torch.equal(positive, by_oracle)  # the default: the oracle alone decides
+    cfg = UnlearnConfig(batch_size=64, search_offsets=(1.0,), linear_positives=True)
+    teach, target, positive, _ = make_targets(teacher, z, d, t, cfg, oracle, 0.0)
+    assert torch.equal(positive, by_oracle | (z @ d >= t))
+    assert (positive & ~by_oracle).any()  # some latents only the linear rule flags ...
+    assert torch.equal(target[~positive], teach[~positive])  # ... negatives keep their own image
+    assert not torch.equal(target[positive & ~by_oracle], teach[positive & ~by_oracle])  # positives get moved targets
+
+
+def test_trainable_limits_the_fine_tuned_parameters(tiny_dcgan):
+    names = [n for n, _ in tiny_dcgan.named_parameters()]
+    last = names[-1].rsplit(".", 1)[0]  # the last layer's module
+    cfg = UnlearnConfig(method="paper", steps=3, batch_size=8, lr=1e-2, log_every=1, trainable=(last,))
+    new, _ = unlearn(tiny_dcgan, torch.nn.functional.normalize(torch.ones(tiny_dcgan.latent_dim), dim=0), -10.0, cfg,
+                     progress_bar=False)
+    changed = {n for (n, a), b in zip(tiny_dcgan.named_parameters(), new.parameters()) if not torch.equal(a, b)}
+    assert changed and all(n.startswith(last + ".") for n in changed)
+    with pytest.raises(ValueError, match="names none"):
+        unlearn(tiny_dcgan, torch.ones(tiny_dcgan.latent_dim), 0.0, UnlearnConfig(method="paper", steps=1, trainable=("nope",)),
+                progress_bar=False)
