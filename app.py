@@ -321,6 +321,9 @@ def _feature_summary(ws: Workspace) -> str:
     s = ws.feature.stats
     if ws.preset:
         source = f"the preset **{_preset_label(ws.preset)}** labelled {s['n_samples']} fresh samples"
+    elif "n_clicked" in s:
+        source = (f"your marks on {s['n_clicked']} samples: a probe learnt from them labelled {s['n_samples']} fresh "
+                  "samples (and labels new ones while unlearning)")
     elif ws.feature.image_oracle:
         source = f"your marks on {s['n_samples']} samples (a probe learnt from them labels new samples while unlearning)"
     else:
@@ -779,8 +782,14 @@ def find_direction(ws, alpha, *, collect_n: int):
         _method_note(ws),
         "", _bar(0, 1), None, _show(ws.preview(), nrow=8, highlight=ws.preview_marked), *_compare_cleared(),
         _live_caption(alpha),
-        feature.default_config().alpha,  # the paper's rule has its own default weight
+        *_settings_shown(ws),  # the model's and the method's own defaults (the faces', the paper's rule's)
     )
+
+
+def _settings_shown(ws: Workspace) -> tuple[int, float, float]:
+    """(steps, learning rate, weight) a run of this workspace's feature starts from."""
+    config = ws.config()
+    return config.steps, config.lr, config.alpha
 
 
 def move(ws, alpha):
@@ -1009,7 +1018,7 @@ def bind(demo: gr.Blocks, ui: SimpleNamespace, settings: Settings) -> None:
     ui.preset.input(_guard(n_marks)(functools.partial(use_preset, collect_n=settings.collect_n)),
                     [ws, page, ui.preset], marks_out, api_name="use_preset")
 
-    direction_out = [*stale[:5], *run_part, ui.live_caption, ui.alpha_in]
+    direction_out = [*stale[:5], *run_part, ui.live_caption, ui.steps_in, ui.lr_in, ui.alpha_in]
     ui.direction_btn.click(
         _guard(len(direction_out))(functools.partial(find_direction, collect_n=settings.collect_n)),
         [ws, ui.alpha_slider], direction_out, api_name="find_direction",

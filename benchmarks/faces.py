@@ -60,14 +60,16 @@ N_PSEUDO = 2000  # fresh samples the probe labels for the probe-labelled directi
 #: mean difference is the direction, with the ``rule`` threshold (``Feature.from_oracle(model, probe, ...)``). The
 #: clicked latents' own direction (``direction="clicks"``) moves many of the 43 labelled glasses faces to targets
 #: that still wear glasses (looked at: roughly 15-20 of them); this one's targets lose them on nearly all.
-FACE_FEATURE: dict = dict(direction="probe-labelled", n_direction=5000, rule="balanced")
+FACE_FEATURE: dict = dict(direction="probe-labelled",
+                          n_direction=hub.REGISTRY["digiface-dcgan64"].clicks_direction["n"],
+                          rule=hub.REGISTRY["digiface-dcgan64"].clicks_direction["rule"])
 
 #: The unlearning settings used for faces (UnlearnConfig fields that differ from the defaults): the best of the
-#: trials in TRIALS below (trial N; the final run with it counted 30 of 43 gone), which still misses the targets (see faces.md). Only the first two blocks of
-#: the generator (4 and 8 px) are fine-tuned: the glasses go as well as with every layer, in about half the time.
-FACE_CONFIG: dict = dict(steps=480, batch_size=16, lr=1.5e-4, alpha=2.0, oversample=0.5, linear_positives=True,
-                         trainable=("model.0", "model.1", "model.3", "model.4"), oracle_weight=0.0, replay=0.0,
-                         search_offsets=(1.5, 2.5, 3.5), log_every=10)
+#: trials in TRIALS below (trial N; the final run with it counted 30 of 43 gone), which still misses the targets (see
+#: faces.md). Only the first two blocks of the generator (4 and 8 px) are fine-tuned: the glasses go as well as with
+#: every layer, in about half the time. They live in the registry (``ModelEntry.unlearn_defaults`` and
+#: ``clicks_direction`` of ``digiface-dcgan64``), so that the app, the CLI, the examples and notebook 07 use them too.
+FACE_CONFIG: dict = hub.unlearn_defaults("digiface-dcgan64")
 
 #: Glasses trials (one CPU thread each, on the 2 shared cores; load average in the column), each
 #: `OMP_NUM_THREADS=1 python -m benchmarks.faces --only unlearn --features glasses --direction ... --set ... --out /tmp/X.md`

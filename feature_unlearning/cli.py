@@ -133,7 +133,11 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
         raise FileExistsError(f"{out} exists and is not empty; choose a new --out or pass --overwrite")
     model = load_pretrained(args.model, revision=args.revision, device=_device(args.device))
     feature = _feature(model, args.feature, n=args.n_collect, seed=args.seed, method=args.direction_method, rule=args.rule)
-    overrides = {k: v for k, v in (("steps", args.steps), ("lr", args.lr), ("alpha", args.alpha)) if v is not None}
+    from .hub import unlearn_defaults
+
+    # the model's defaults (the faces') were measured with an image oracle; the paper's rule keeps its own
+    overrides = {**(unlearn_defaults(args.model) if feature.image_oracle else {}),
+                 **{k: v for k, v in (("steps", args.steps), ("lr", args.lr), ("alpha", args.alpha)) if v is not None}}
     overrides.update(seed=args.seed, device=args.device)
     cfg = UnlearnConfig(method=args.method, **overrides) if feature.image_oracle else feature.default_config(**overrides)
     result = feature.unlearn(model, cfg, base_model=args.model)

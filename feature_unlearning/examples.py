@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .hub import PRETRAINED_DIR, cache_root, load_folder, load_pretrained
+from .hub import PRETRAINED_DIR, cache_root, load_folder, load_pretrained, unlearn_defaults
 from .utils import atomic_directory, machine_info
 
 EXAMPLE_FILE = "example.json"
@@ -45,12 +45,6 @@ COMPARE_N, COMPARE_SEED = 2000, 1  # as the app's Compare
 #: ``tests/data/digiface_clicks_glasses.json``, which benchmarks/faces.py measures).
 GLASSES_CLICKS = {"seed": 7, "n": 96, "indices": [9, 15, 23, 30, 33, 41, 51, 52, 64, 65, 90]}
 
-#: Unlearning settings for the 64x64 faces (UnlearnConfig fields that differ from the defaults), the best measured
-#: in benchmarks/faces.py (see benchmarks/results/faces.md for what they remove and keep).
-FACE_CONFIG: dict = dict(steps=60, batch_size=16, lr=1e-3, oracle_weight=0.0, replay=0.0,
-                         search_offsets=(0.5, 1.5, 3.0, 5.0), log_every=5)
-
-
 @dataclass(frozen=True)
 class Example:
     """One finished example: ``model`` (a registry name) without ``feature``."""
@@ -60,7 +54,7 @@ class Example:
     model: str
     feature: str | dict  # an oracle's short name ("thick", "digit:8") or shown samples {"seed", "n", "indices"}
     feature_name: str  # what the feature is called (the card's "without ...")
-    config: dict = field(default_factory=dict)  # UnlearnConfig fields that differ from the feature's default
+    config: dict = field(default_factory=dict)  # UnlearnConfig fields beyond the model's defaults (hub.unlearn_defaults)
     bundled: bool = True  # ships in the package (else: built into the user's cache)
     minutes: float = 1.0  # about how long a build takes on 2 CPU cores (what the app and the CLI quote)
 
@@ -78,7 +72,7 @@ EXAMPLES: dict[str, Example] = {
         Example("mnist-dcgan-without-thick", "Digits without thick strokes", "mnist-dcgan", "thick", "thick"),
         Example("mnist-dcgan-without-8", "Digits without the 8", "mnist-dcgan", "digit:8", "digit:8"),
         Example("digiface-dcgan64-without-glasses", "Faces without glasses", "digiface-dcgan64", GLASSES_CLICKS,
-                "glasses", config=FACE_CONFIG, bundled=False, minutes=4.0),
+                "glasses", bundled=False, minutes=6.0),
     )
 }
 
@@ -157,7 +151,7 @@ def build(name: str, *, log=print) -> Path:
     started = time.perf_counter()
     model = load_pretrained(ex.model)
     feature = _feature(ex, model)
-    config = feature.default_config(**ex.config)
+    config = feature.default_config(**{**unlearn_defaults(ex.model), **ex.config})  # as Workspace.config()
     log(f"{ex.name}: unlearning {ex.feature_name} from {ex.model}, {config.steps} steps of {config.batch_size}")
     result = feature.unlearn(model, config, base_model=ex.model, progress_bar=True)
     preview_z, preview_marked = Workspace._pick_preview(feature)
@@ -179,6 +173,7 @@ def build(name: str, *, log=print) -> Path:
         "base_sha256": weights_sha256(ex.model),
         "feature": ex.feature,
         "feature_stats": feature.stats,
+        "feature_note": feature.note,
         "threshold": feature.threshold,
         "config": dataclasses.asdict(config),
         "history": result.history.asdict(),
@@ -211,6 +206,19 @@ def _jsonable(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def _click_probe(ex: Example, model: nn.Module):
+    """The probe the example's clicks trained (on the model's image feature extractor), without relabelling."""
+    from .feature import Feature
+    from .hub import extractor_for
+    from .models.base import render
+
+    spec = ex.feature
+    z = model.sample_latent(int(spec["n"]), seed=int(spec["seed"]), device="cpu")
+    extractor = load_pretrained(extractor_for(model))
+    return Feature.from_selection(z, render(model, z).cpu(), spec["indices"], feature_extractor=extractor,
+                                  name=ex.feature_name).oracle
+
+
 def load(name: str) -> LoadedExample:
     """Open the example ``name``: no training, no sampling beyond its own latents. ``ValueError`` says what
     to run when it is missing here or was made from other base weights."""
@@ -234,18 +242,16 @@ def load(name: str) -> LoadedExample:
     unlearned = load_folder(ex.folder)
     unlearned.name_or_path = ex.name
     tensors = load_file(str(ex.folder / FEATURE_FILE))
-    if isinstance(ex.feature, dict):
-        feature = _feature(ex, model)  # a probe fitted on the clicks again (deterministic, under a second)
-    else:
-        from .feature import Feature
+    from .feature import Feature
 
-        labels = tensors["labels"].bool()
-        collection = Collection(tensors["z"], None, tensors["scores"], labels)  # the images are not kept
-        feature = Feature(get_oracle(ex.feature), collection, tensors["direction"], float(info["threshold"]),
-                          stats=info["feature_stats"])
-    if not torch.allclose(feature.direction, tensors["direction"], atol=1e-5):
-        raise ValueError(f"the example {ex.name}'s direction differs from the one found now: "
-                         f"run `{ex.build_command()}` to remake it")
+    if isinstance(ex.feature, dict):  # the probe, fitted on the clicks again (deterministic, about a second)
+        oracle = _click_probe(ex, model)
+    else:
+        oracle = get_oracle(ex.feature)
+    collection = Collection(tensors["z"], None, tensors["scores"], tensors["labels"].bool())  # images not kept
+    feature = Feature(oracle, collection, tensors["direction"], float(info["threshold"]),
+                      rule=info["feature_stats"].get("rule", "mean"), stats=info["feature_stats"],
+                      note=info.get("feature_note", ""))
     history = History(**info["history"])
     result = UnlearnResult(model, unlearned, history, feature, comparison=info["comparison"], base_model=ex.model)
     return LoadedExample(ex, model, feature, result, tensors["preview_z"], list(info["preview_marked"]), info)

@@ -118,7 +118,7 @@ class Feature:
         scores no other image: :attr:`image_oracle` is then False and :meth:`default_config` is the paper's
         rule. :attr:`note` says which happened, in one line.
         """
-        from .hub import extractor_for, load_pretrained
+        from .hub import entry_for, extractor_for, load_pretrained
 
         extractor_name, why = extractor_for(model), "the registry names none"
         if extractor_name is not None:
@@ -131,6 +131,16 @@ class Feature:
                     z, images, selected, feature_extractor=extractor, method=method, rule=rule, name=name
                 )
                 feature.note = f"a probe on {extractor_name} features scores every image"
+                entry = entry_for(model)
+                recipe = entry.clicks_direction if entry is not None else None
+                if recipe:  # the direction of many fresh samples the probe labels (see ModelEntry.clicks_direction)
+                    clicked = feature
+                    feature = cls.from_oracle(model, clicked.oracle, n=recipe["n"], seed=recipe["seed"],
+                                              method=method, rule=recipe.get("rule", rule))
+                    feature.stats["n_clicked"], feature.stats["n_clicked_positive"] = (
+                        clicked.stats["n_samples"], clicked.stats["n_positive"])
+                    feature.note = (f"a probe on {extractor_name} features, learnt from the clicks, scores every image; "
+                                    f"the direction comes from {recipe['n']} fresh samples it labelled")
                 return feature
         sel, collection = _clicked(z, images, selected, name)
         feature = cls.from_collection(sel, collection, method=method, rule=rule)

@@ -15,7 +15,7 @@ import inspect
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,10 @@ class ModelEntry:
     terms: str = MNIST_TERMS  # the licence / data terms in words, copied to the cards of derived models
     datasets: tuple[str, ...] = ("mnist",)
     extractor: str | None = None  # registry name of the image feature extractor for click probes (None: none)
+    # how a feature from clicks is best unlearned from this model (measured in benchmarks/faces.py for the faces):
+    clicks_direction: dict | None = None  # {"n", "seed", "rule"}: the direction of n fresh samples the click probe
+    #                                       labels (None: the clicked latents' own direction)
+    unlearn_defaults: dict = field(default_factory=dict)  # UnlearnConfig fields that differ from the defaults
 
     @property
     def bundled_path(self) -> Path:
@@ -221,6 +225,12 @@ REGISTRY: dict[str, ModelEntry] = {
             terms=DIGIFACE_TERMS,
             datasets=("digiface-1m",),
             extractor="digiface-encoder",
+            # the glasses trials of benchmarks/faces.py (trial N): the clicks' own direction often keeps the glasses
+            # in its targets; only the first two blocks (4 and 8 px) are fine-tuned, as well as all, in half the time
+            clicks_direction=dict(n=5000, seed=11, rule="balanced"),
+            unlearn_defaults=dict(steps=480, batch_size=16, lr=1.5e-4, alpha=2.0, oversample=0.5,
+                                  linear_positives=True, trainable=("model.0", "model.1", "model.3", "model.4"),
+                                  oracle_weight=0.0, replay=0.0, search_offsets=(1.5, 2.5, 3.5), log_every=10),
         ),
         ModelEntry(
             name="digiface-encoder",
@@ -287,6 +297,19 @@ def register(entry: ModelEntry) -> None:
 def list_models(kind: str | None = None) -> list[str]:
     """Registry names, optionally only those of one ``kind`` ("generator", "classifier" or "encoder")."""
     return [name for name, e in REGISTRY.items() if kind is None or e.kind == kind]
+
+
+def entry_for(name_or_model: str | Path | nn.Module) -> ModelEntry | None:
+    """The registry entry of a name, or of a model that ``load_pretrained`` returned (None: not in the registry)."""
+    key = getattr(name_or_model, "name_or_path", None) if isinstance(name_or_model, nn.Module) else name_or_model
+    return REGISTRY.get(str(key))
+
+
+def unlearn_defaults(name_or_model: str | Path | nn.Module) -> dict:
+    """The :class:`~feature_unlearning.unlearn.UnlearnConfig` fields that differ from the defaults for this
+    model (``{}`` for the digits and for any model not in the registry)."""
+    entry = entry_for(name_or_model)
+    return dict(entry.unlearn_defaults) if entry is not None else {}
 
 
 def extractor_for(name_or_model: str | Path | nn.Module) -> str | None:

@@ -290,12 +290,17 @@ class Workspace:
 
     def config(self, **overrides) -> UnlearnConfig:
         """The feature's default :class:`UnlearnConfig` (:meth:`Feature.default_config`: oracle-guided, or the
-        paper's rule where the oracle scores no image) on the GPU when there is one, ``overrides`` applied
+        paper's rule where the oracle scores no image) with the model's own defaults
+        (:func:`~feature_unlearning.hub.unlearn_defaults`, e.g. the faces'), on the GPU when there is one, ``overrides`` applied
         (``ValueError`` when invalid; ``steps``, ``lr`` and ``alpha`` must lie in the app's ranges, see
         :func:`check_settings`)."""
+        from .hub import unlearn_defaults
         from .utils import default_device
 
-        overrides = {"device": default_device(), **{k: v for k, v in overrides.items() if v is not None}}
+        # the model's defaults were measured with an image oracle; the paper's rule keeps its own
+        model_defaults = unlearn_defaults(self.model_name) if self.feature is None or self.feature.image_oracle else {}
+        overrides = {"device": default_device(), **model_defaults,
+                     **{k: v for k, v in overrides.items() if v is not None}}
         if {"steps", "lr", "alpha"} <= overrides.keys():
             overrides["steps"], overrides["lr"], overrides["alpha"] = check_settings(
                 overrides["steps"], overrides["lr"], overrides["alpha"]

@@ -239,3 +239,23 @@ def test_a_diverged_run_keeps_the_last_good_model(thick_workspace):
     with pytest.raises(UnlearningDiverged):
         list(ws.start_run(ws.config(steps=20, lr=1e-3, alpha=0.5), runner=runner))
     assert ws.result is not None and ws.result.unlearned is good  # compare and export still work on it
+
+
+def test_a_models_registry_recipe_shapes_the_click_feature_and_the_run(monkeypatch):
+    import dataclasses
+
+    entry = fu.hub.REGISTRY[MODEL]
+    monkeypatch.setitem(fu.hub.REGISTRY, MODEL, dataclasses.replace(
+        entry, extractor="mnist-classifier", clicks_direction=dict(n=300, seed=3, rule="balanced"),
+        unlearn_defaults=dict(steps=7, lr=2e-4, batch_size=8)))
+    ws = Workspace.open(MODEL, page_size=16)
+    ws.set_marked([0, 3, 5, 9])
+    feature = ws.find_feature()
+    assert feature.stats["n_samples"] == 300 and feature.stats["n_clicked"] == 16  # relabelled by the click probe
+    assert feature.stats["n_clicked_positive"] == 4 and feature.rule == "balanced"
+    assert feature.image_oracle and "300 fresh samples" in feature.note
+    config = ws.config()
+    assert (config.steps, config.lr, config.batch_size, config.alpha) == (7, 2e-4, 8, UnlearnConfig().alpha)
+    assert ws.config(steps=3, lr=1e-3, alpha=1.0).steps == 3  # what the user types wins
+    monkeypatch.setitem(fu.hub.REGISTRY, MODEL, entry)  # without a recipe: the clicked latents' own direction
+    assert ws.find_feature().stats["n_samples"] == 16 and ws.config().steps == UnlearnConfig().steps
