@@ -122,7 +122,8 @@ def _strict(runs: list[dict]) -> str:
 def merge(tags: list[str]) -> None:
     """Write unlearning.md/.json from the runs of several tagged result files (same config required)."""
     parts = [json.loads((RESULTS / f"unlearning-{tag}.json").read_text()) for tag in tags]
-    if len({json.dumps(p["config"], sort_keys=True) for p in parts}) != 1:
+    defaults = json.loads(json.dumps(asdict(fu.UnlearnConfig())))  # fields added since a file was written: defaults
+    if len({json.dumps({**defaults, **p["config"]}, sort_keys=True) for p in parts}) != 1:
         raise SystemExit(f"the files {tags} were made with different configs; not merging")
     first = parts[0]
     commands = "\n".join(f"- `{p['command']}`" for p in parts)
