@@ -691,6 +691,13 @@ def _keep() -> tuple:
     return (gr.skip(),) * N_STALE
 
 
+def _loaded(ws: Workspace) -> str:
+    """The model status line: which model, what it is, its latent and image sizes."""
+    m, name = ws.model, ws.model_name
+    info = hub.REGISTRY[name].description if name in hub.REGISTRY else type(m).__name__
+    return f"✓ Loaded **{name}**: {info}; latent dimension {m.latent_dim}, images {'×'.join(map(str, m.image_shape))}."
+
+
 def load(choice, path, old, *, page_size: int):
     """(model status, terms, workspace, page, picker, preset, feature status, grid, counts, marks, stale...)."""
     name = (path or "").strip() or (choice or "").strip()
@@ -707,10 +714,7 @@ def load(choice, path, old, *, page_size: int):
         back = old.model_name if old is not None and old.model_name in hub.REGISTRY else None
         return (_warn(message), gr.skip(), gr.skip(), gr.skip(), gr.update(value=back), *(gr.skip(),) * 5, *_keep())
     _close(old)
-    m = ws.model
-    info = hub.REGISTRY[name].description if name in hub.REGISTRY else type(m).__name__
-    status = (f"✓ Loaded **{name}**: {info}; latent dimension {m.latent_dim}, "
-              f"images {'×'.join(map(str, m.image_shape))}.")
+    status = _loaded(ws)
     digits = _is_digits(ws)
     preset = gr.update(value="", interactive=digits,
                        info=None if digits else "presets label 28×28 digits only: mark the samples by hand")
@@ -772,18 +776,21 @@ def use_preset(ws, page, value, *, collect_n: int):
 def find_direction(ws, alpha, *, collect_n: int):
     """(direction status, traversal, histogram, live picture, method note, run section..., caption, alpha input)."""
     ws = _need(ws)
-    feature = ws.find_feature(n=collect_n)
-    strips, scale = viz.fit(ws.traversal(ALPHAS), 84)
+    ws.find_feature(n=collect_n)
     return (
-        _feature_summary(ws),
-        viz.traversal_grid(strips, ALPHAS, scale=scale),
-        viz.projection_histogram(*feature.projections(), feature.threshold),
-        _live(ws, alpha),
-        _method_note(ws),
+        *_direction_view(ws, alpha),
         "", _bar(0, 1), None, _show(ws.preview(), nrow=8, highlight=ws.preview_marked), *_compare_cleared(),
         _live_caption(alpha),
         *_settings_shown(ws),  # the model's and the method's own defaults (the faces', the paper's rule's)
     )
+
+
+def _direction_view(ws: Workspace, alpha) -> tuple:
+    """(direction status, traversal, histogram, live picture, method note) of the workspace's feature."""
+    feature = ws.feature
+    strips, scale = viz.fit(ws.traversal(ALPHAS), 84)
+    return (_feature_summary(ws), viz.traversal_grid(strips, ALPHAS, scale=scale),
+            viz.projection_histogram(*feature.projections(), feature.threshold), _live(ws, alpha), _method_note(ws))
 
 
 def _settings_shown(ws: Workspace) -> tuple[int, float, float]:
@@ -903,14 +910,11 @@ def open_example(name, old, alpha, seed, *, page_size: int):
         raise ValueError("choose an example first")
     ws = Workspace.open_example(name, page_size=page_size)
     _close(old)
-    info, history, feature = ws.example, ws.result.history, ws.feature
+    info, history = ws.example, ws.result.history
     made, config = info["made"], info["config"]
     digits = _is_digits(ws)
-    model = (f"✓ Loaded **{ws.model_name}**: {hub.REGISTRY[ws.model_name].description}; latent dimension "
-             f"{ws.model.latent_dim}, images {'×'.join(map(str, ws.model.image_shape))}.")
     marked = (f"The preset **{_preset_label(ws.preset)}** marked the samples below." if ws.preset else
               f"The {len(ws.marked)} faces marked by hand on these {ws.n_samples} samples made the feature.")
-    strips, scale = viz.fit(ws.traversal(ALPHAS), 84)
     curves = {"step": history.step, **{k: getattr(history, k) for k in LOSS_KEYS}}
     before = ws.preview()
     ran = (f"✓ Finished example: unlearned in {config['steps']} steps of {config['batch_size']} "
@@ -921,10 +925,9 @@ def open_example(name, old, alpha, seed, *, page_size: int):
               "to start your own.")
     return (
         status,
-        model, _terms(ws.model_name), ws, 0, gr.update(value=ws.model_name),
+        _loaded(ws), _terms(ws.model_name), ws, 0, gr.update(value=ws.model_name),
         gr.update(value=ws.preset or "", interactive=digits), marked, *_feature_view(ws, 0),
-        _feature_summary(ws), viz.traversal_grid(strips, ALPHAS, scale=scale),
-        viz.projection_histogram(*feature.projections(), feature.threshold), _live(ws, alpha), _method_note(ws),
+        *_direction_view(ws, alpha),
         ran, _bar(config["steps"], config["steps"]), viz.loss_curves(curves, total_steps=config["steps"]),
         _preview_picture(ws, before, ws.preview(ws.result.unlearned), "unlearned"),
         compared[0], "", *compared[1:5], compared[5], None, "",

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     feature = fu.Feature.from_shown(model, seed=clicks["seed"], n=clicks["n"], indices=clicks["indices"],
                                     name="glasses")
     found = time.perf_counter()
-    config = feature.default_config(**fu.hub.unlearn_defaults("digiface-dcgan64"))
+    config = feature.default_config(model="digiface-dcgan64")
     result = feature.unlearn(model, config, progress_bar=False)
     done = time.perf_counter()
     print(f"{machine_info()}: feature {found - start:.1f} s, unlearning {result.history.seconds:.1f} s "

@@ -168,6 +168,14 @@ def recorded_config(cls, folder: Path):
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
 
 
+def trained_or_loaded(folder: Path | None, config, train):
+    """``(config, model, history)``: the model trained earlier in ``folder`` with its recorded config (of
+    ``config``'s class), or, without a folder, ``train(config)`` now."""
+    if folder:
+        return (recorded_config(type(config), folder), *pretrained(folder))
+    return (config, *train(config))
+
+
 def calibrate_judge_strokes(x_judge: torch.Tensor) -> None:
     """Write judge_calibration.json: quantiles of the skeleton stroke width of the judge split's digits."""
     widths = judges.skeleton_stroke_width(x_judge)
@@ -235,12 +243,8 @@ def main(argv: list[str] | None = None) -> None:
         todo.add("reference")
     if "judge" in todo:
         x_judge, y_judge = load_mnist("judge")
-        if args.judge_from:
-            cfg = recorded_config(JudgeTrainConfig, args.judge_from)
-            net, hist = pretrained(args.judge_from)
-        else:
-            cfg = JudgeTrainConfig(epochs=args.judge_epochs)
-            net, hist = train_judge(x_judge, y_judge, cfg)
+        cfg, net, hist = trained_or_loaded(args.judge_from, JudgeTrainConfig(epochs=args.judge_epochs),
+                                           lambda c: train_judge(x_judge, y_judge, c))
         acc = accuracy(net, x_held, y_held)
         print(f"mnist-judge-resnet: held-out accuracy {acc:.4f} ({hist['seconds']:.0f} s)")
         write_bundle(net, judges.JUDGE_NAME, classifier_card(
@@ -283,12 +287,8 @@ def main(argv: list[str] | None = None) -> None:
     clf = hub.load_pretrained("mnist-classifier")
     thick, eight = oracles.StrokeThickness(), oracles.DigitClass(8, clf)
     if "dcgan" in todo:
-        if args.dcgan_from:
-            cfg = recorded_config(GANTrainConfig, args.dcgan_from)
-            g, hist = pretrained(args.dcgan_from)
-        else:
-            cfg = GANTrainConfig(steps=args.gan_steps)
-            g, hist = train_dcgan(x_train, cfg)
+        cfg, g, hist = trained_or_loaded(args.dcgan_from, GANTrainConfig(steps=args.gan_steps),
+                                         lambda c: train_dcgan(x_train, c))
         q = evaluate_generator(g, clf, thick, eight, x_train)
         print("mnist-dcgan", q)
         write_bundle(g, "mnist-dcgan", generator_card("mnist-dcgan", "A DCGAN generator for 28x28 MNIST digits "
@@ -301,12 +301,8 @@ def main(argv: list[str] | None = None) -> None:
                      cfg, hist, q))
         summary["mnist-dcgan"] = q
     if "vae" in todo:
-        if args.vae_from:
-            cfg = recorded_config(VAETrainConfig, args.vae_from)
-            v, hist = pretrained(args.vae_from)
-        else:
-            cfg = VAETrainConfig(epochs=args.vae_epochs)
-            v, hist = train_vae(x_train, cfg)
+        cfg, v, hist = trained_or_loaded(args.vae_from, VAETrainConfig(epochs=args.vae_epochs),
+                                         lambda c: train_vae(x_train, c))
         q = evaluate_generator(v, clf, thick, eight, x_train)
         print("mnist-vae", q)
         write_bundle(v, "mnist-vae", generator_card("mnist-vae", "A convolutional VAE for 28x28 MNIST digits "

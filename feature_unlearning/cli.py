@@ -126,20 +126,16 @@ def cmd_direction(args: argparse.Namespace) -> int:
 
 def cmd_unlearn(args: argparse.Namespace) -> int:
     from .hub import load_pretrained
-    from .unlearn import UnlearnConfig
 
     out = args.out.expanduser().resolve()
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise FileExistsError(f"{out} exists and is not empty; choose a new --out or pass --overwrite")
     model = load_pretrained(args.model, revision=args.revision, device=_device(args.device))
     feature = _feature(model, args.feature, n=args.n_collect, seed=args.seed, method=args.direction_method, rule=args.rule)
-    from .hub import unlearn_defaults
-
-    # the model's defaults (the faces') were measured with an image oracle; the paper's rule keeps its own
-    overrides = {**(unlearn_defaults(args.model) if feature.image_oracle else {}),
-                 **{k: v for k, v in (("steps", args.steps), ("lr", args.lr), ("alpha", args.alpha)) if v is not None}}
+    overrides = {k: v for k, v in (("steps", args.steps), ("lr", args.lr), ("alpha", args.alpha)) if v is not None}
     overrides.update(seed=args.seed, device=args.device)
-    cfg = UnlearnConfig(method=args.method, **overrides) if feature.image_oracle else feature.default_config(**overrides)
+    # the model's own defaults (the faces'), or the paper's rule where the feature's oracle scores no image
+    cfg = feature.default_config(model=args.model, method=args.method, **overrides)
     result = feature.unlearn(model, cfg, base_model=args.model)
     n_eval = args.n_eval if feature.image_oracle else 0  # a Selection can't score the unlearned model's images
     results = result.compare(n=n_eval, seed=args.seed + 1) if n_eval else None

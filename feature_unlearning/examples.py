@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .hub import PRETRAINED_DIR, cache_root, load_folder, load_pretrained, unlearn_defaults
+from .hub import PRETRAINED_DIR, cache_root, load_folder, load_pretrained
 from .utils import atomic_directory, machine_info
 
 EXAMPLE_FILE = "example.json"
@@ -151,21 +151,13 @@ def build(name: str, *, log=print) -> Path:
     started = time.perf_counter()
     model = load_pretrained(ex.model)
     feature = _feature(ex, model)
-    config = feature.default_config(**{**unlearn_defaults(ex.model), **ex.config})  # as Workspace.config()
+    config = feature.default_config(model=ex.model, **ex.config)  # as Workspace.config()
     log(f"{ex.name}: unlearning {ex.feature_name} from {ex.model}, {config.steps} steps of {config.batch_size}")
     result = feature.unlearn(model, config, base_model=ex.model, progress_bar=True)
     preview_z, preview_marked = Workspace._pick_preview(feature)
-    report = result.compare(n=COMPARE_N, seed=COMPARE_SEED)
-    from .session import independent_judge, judge_name
+    from .session import compare_result
 
-    judge = independent_judge(feature)
-    if judge is not None:
-        from .models.base import render
-
-        z = model.sample_latent(COMPARE_N, seed=COMPARE_SEED, device="cpu")
-        report["judge"] = {"name": judge_name(feature),
-                           "share_before": float(judge.labels(render(model, z).cpu()).float().mean()),
-                           "share_after": float(judge.labels(render(result.unlearned, z).cpu()).float().mean())}
+    report = compare_result(result, n=COMPARE_N, seed=COMPARE_SEED)  # as the app's Compare
     info = {
         "example": ex.name,
         "title": ex.title,

@@ -175,10 +175,16 @@ class Feature:
         """Whether the oracle scores any image (False for a bare :class:`Selection`: then only the paper's rule applies)."""
         return not isinstance(self.oracle, Selection)
 
-    def default_config(self, **overrides) -> UnlearnConfig:
-        """The default :class:`UnlearnConfig` (oracle-guided), or the paper's rule where the oracle scores no image."""
+    def default_config(self, *, model: str | nn.Module | None = None, **overrides) -> UnlearnConfig:
+        """The default :class:`UnlearnConfig` (oracle-guided), or the paper's rule where the oracle scores no image.
+
+        ``model`` (a registry name or a loaded model) adds that model's own defaults
+        (:func:`~feature_unlearning.hub.unlearn_defaults`, e.g. the faces') under ``overrides``; they were measured
+        with an image oracle, so the paper's rule keeps its own."""
         if self.image_oracle:
-            return UnlearnConfig(**overrides)
+            from .hub import unlearn_defaults
+
+            return UnlearnConfig(**{**(unlearn_defaults(model) if model is not None else {}), **overrides})
         return UnlearnConfig.paper(**{k: v for k, v in overrides.items() if k != "method"})
 
     def projections(self) -> tuple[torch.Tensor, torch.Tensor]:

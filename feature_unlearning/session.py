@@ -297,17 +297,14 @@ class Workspace:
         from .hub import unlearn_defaults
         from .utils import default_device
 
-        # the model's defaults were measured with an image oracle; the paper's rule keeps its own
-        model_defaults = unlearn_defaults(self.model_name) if self.feature is None or self.feature.image_oracle else {}
-        overrides = {"device": default_device(), **model_defaults,
-                     **{k: v for k, v in overrides.items() if v is not None}}
+        overrides = {"device": default_device(), **{k: v for k, v in overrides.items() if v is not None}}
         if {"steps", "lr", "alpha"} <= overrides.keys():
             overrides["steps"], overrides["lr"], overrides["alpha"] = check_settings(
                 overrides["steps"], overrides["lr"], overrides["alpha"]
             )
         if self.feature is not None:
-            return self.feature.default_config(**overrides)
-        return UnlearnConfig(**overrides)
+            return self.feature.default_config(model=self.model_name, **overrides)
+        return UnlearnConfig(**{**unlearn_defaults(self.model_name), **overrides})
 
     def start_run(
         self, config: UnlearnConfig, *, runner: Callable[..., Iterator[UnlearnProgress]] | None = None
@@ -370,32 +367,8 @@ class Workspace:
         return self.result
 
     def compare(self, *, n: int = 2000, seed: int = 1) -> dict:
-        """:meth:`UnlearnResult.compare <feature_unlearning.result.UnlearnResult.compare>` on ``n`` latents.
-
-        Where the feature's oracle scores no image (clicks on a model without an image feature extractor),
-        nothing can count the feature in new images: the report then holds only ``n`` and ``preservation``
-        (SSIM and L1 on the latents below the direction's threshold, which the paper's rule leaves alone),
-        and ``removed`` is absent.
-        """
-        result = self._need_result()
-        if result.feature.image_oracle:
-            report = result.compare(n=n, seed=seed)
-            judge = independent_judge(result.feature)
-            if judge is not None:
-                z = self.model.sample_latent(n, seed=seed, device="cpu")
-                before, after = render(self.model, z).cpu(), render(result.unlearned, z).cpu()
-                report["judge"] = {"name": judge_name(result.feature),
-                                   "share_before": float(judge.labels(before).float().mean()),
-                                   "share_after": float(judge.labels(after).float().mean())}
-            return report
-        from .metrics import preservation
-
-        z = self.model.sample_latent(n, seed=seed, device="cpu")
-        before, after = render(self.model, z).cpu(), render(result.unlearned, z).cpu()
-        below = directions.project(z, result.feature.direction) < result.feature.threshold
-        result.comparison = {"n": n, "preservation": preservation(before[below], after[below]),
-                             "n_below_threshold": int(below.sum())}
-        return result.comparison
+        """:func:`compare_result` of this workspace's run on ``n`` fresh latents."""
+        return compare_result(self._need_result(), n=n, seed=seed)
 
     def export(self, folder: str | Path | None = None) -> Path:
         """Zip the unlearned model (safetensors, config.json, card) into ``folder`` (default: this workspace's
@@ -420,6 +393,34 @@ class Workspace:
 
 
 # --------------------------------------------------------------------------------- independent judges
+
+
+def compare_result(result: UnlearnResult, *, n: int = 2000, seed: int = 1) -> dict:
+    """:meth:`UnlearnResult.compare <feature_unlearning.result.UnlearnResult.compare>` on ``n`` latents, plus
+    the shares an independent judge (:func:`independent_judge`) sees before and after, where there is one.
+
+    Where the feature's oracle scores no image (clicks on a model without an image feature extractor),
+    nothing can count the feature in new images: the report then holds only ``n`` and ``preservation``
+    (SSIM and L1 on the latents below the direction's threshold, which the paper's rule leaves alone),
+    and ``removed`` is absent. The report is kept in ``result.comparison`` either way.
+    """
+    z = result.original.sample_latent(n, seed=seed, device="cpu")
+    if result.feature.image_oracle:
+        report = result.compare(n=n, seed=seed)
+        judge = independent_judge(result.feature)
+        if judge is not None:
+            before, after = render(result.original, z).cpu(), render(result.unlearned, z).cpu()
+            report["judge"] = {"name": judge_name(result.feature),
+                               "share_before": float(judge.labels(before).float().mean()),
+                               "share_after": float(judge.labels(after).float().mean())}
+        return report
+    from .metrics import preservation
+
+    before, after = render(result.original, z).cpu(), render(result.unlearned, z).cpu()
+    below = directions.project(z, result.feature.direction) < result.feature.threshold
+    result.comparison = {"n": n, "preservation": preservation(before[below], after[below]),
+                         "n_below_threshold": int(below.sum())}
+    return result.comparison
 
 
 def judge_name(feature: Feature) -> str | None:

@@ -7,6 +7,22 @@ from feature_unlearning import metrics
 from feature_unlearning.oracles import DigitClass, StrokeThickness
 
 
+def _constant(like: torch.nn.Module, value: float) -> torch.nn.Module:
+    """A stand-in generator with ``like``'s latent and image sizes that draws every pixel as ``value``."""
+
+    class Constant(torch.nn.Module):
+        latent_dim, image_shape = like.latent_dim, like.image_shape
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, z):
+            return torch.full((len(z), *self.image_shape), value) + 0 * self.w
+
+    return Constant()
+
+
 def test_compare_of_a_model_with_itself_removes_nothing_and_keeps_everything(dcgan):
     report = metrics.compare(dcgan, dcgan, StrokeThickness(), n=300, seed=3)
     assert report["n"] == 300 and report["share_before"] == report["share_after"] > 0
@@ -17,17 +33,7 @@ def test_compare_of_a_model_with_itself_removes_nothing_and_keeps_everything(dcg
 
 def test_compare_sees_a_model_that_draws_the_feature_no_more(dcgan):
     """A blank model: no thick strokes after, so everything is removed; no Frechet distance for reference=None."""
-    class Blank(torch.nn.Module):
-        latent_dim, image_shape = dcgan.latent_dim, dcgan.image_shape
-
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.zeros(1))
-
-        def forward(self, z):
-            return -torch.ones(len(z), *self.image_shape) + 0 * self.w
-
-    report = metrics.compare(dcgan, Blank(), StrokeThickness(), n=200, seed=1, reference=None)
+    report = metrics.compare(dcgan, _constant(dcgan, -1.0), StrokeThickness(), n=200, seed=1, reference=None)
     assert report["share_after"] == 0.0 and report["removed"] == 1.0 and "fd_ratio" not in report
     assert report["preservation"]["ssim"] < 0.9 and report["preservation"]["l1"] > 0.1  # nothing was kept
 
@@ -74,15 +80,5 @@ def test_metrics_refuse_images_with_nan_or_inf(dcgan):
 
 
 def test_compare_refuses_a_model_that_draws_nan(dcgan):
-    class Broken(torch.nn.Module):
-        latent_dim, image_shape = dcgan.latent_dim, dcgan.image_shape
-
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.zeros(1))
-
-        def forward(self, z):
-            return torch.full((len(z), *self.image_shape), float("nan")) + 0 * self.w
-
     with pytest.raises(ValueError, match="unlearned model's images: 20 of 20 images hold NaN"):
-        metrics.compare(dcgan, Broken(), StrokeThickness(), n=20, seed=1)
+        metrics.compare(dcgan, _constant(dcgan, float("nan")), StrokeThickness(), n=20, seed=1)
