@@ -621,7 +621,8 @@ def unlearn_step(ui: SimpleNamespace, defaults: UnlearnConfig) -> None:
     ui.run_bar = gr.HTML(_bar(0, 1), elem_id="run-bar")
     with gr.Row():
         with gr.Column(min_width=300):
-            gr.Markdown("**Preview**: the same latents before (top) and now (framed: had the feature)")
+            gr.Markdown("**Preview**: the same latents before (top) and now (framed: labelled as showing the feature "
+                        "when the direction was found, by the oracle or the click probe, which can be wrong)")
             ui.preview = _picture("Preview", "preview")
         with gr.Column(min_width=300):
             gr.Markdown("**Losses** while training")
@@ -639,7 +640,8 @@ def compare_step(ui: SimpleNamespace) -> None:
         ui.export_btn = gr.Button("Export the unlearned model (.zip)")
     ui.compare_status = gr.Markdown(elem_classes="fu-status", elem_id="compare-status")
     gr.Markdown("**The same latents** in the original and the unlearned model, and where they differ "
-                "(red: ink or colour removed, blue: added, brighter: a bigger change; framed: had the feature)")
+                "(red: ink or colour removed, blue: added, brighter: a bigger change; framed: labelled as showing the feature "
+                "when the direction was found, by the oracle or the click probe, which can be wrong)")
     with gr.Row():
         ui.before_pic = _picture("original", "compare-before", show_label=True, min_width=220)
         ui.after_pic = _picture("unlearned", "compare-after", show_label=True, min_width=220)

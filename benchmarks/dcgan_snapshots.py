@@ -71,6 +71,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--baseline", default="mnist-dcgan")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--ema-decay", type=float, default=GANTrainConfig().ema_decay,
+                        help="> 0: also keep and measure an exponential moving average of G's weights")
+    parser.add_argument("--translate", type=int, default=GANTrainConfig().translate,
+                        help="DiffAugment shifts (px) for the discriminator's real and fake images")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -82,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.baseline:
         results[f"{args.baseline} (bundled, old)"] = measure(hub.load_pretrained(args.baseline), clf, reference, args.n)
         print(row(f"{args.baseline} (bundled, old)", results[f"{args.baseline} (bundled, old)"]), flush=True)
-    cfg = GANTrainConfig(steps=args.steps)
+    cfg = GANTrainConfig(steps=args.steps, ema_decay=args.ema_decay, translate=args.translate)
     history: dict = {"step": [], "loss_d": [], "loss_g": []}
     start = time.perf_counter()
     measuring = [0.0]  # seconds spent in snapshot(), not counted as training time
@@ -97,21 +101,24 @@ def main(argv: list[str] | None = None) -> None:
     def snapshot(step: int, gens: dict) -> None:
         t0 = time.perf_counter()
         seconds = t0 - start - measuring[0]  # training time up to here (measuring is not counted)
-        g = gens["raw"]
-        recalibrate_batchnorm(g, seed=cfg.seed)  # 20,000 prior samples, as the final model gets
-        g.eval()
-        folder = args.out / f"step-{step:05d}"
-        if folder.exists():
-            import shutil
+        for kind, g in gens.items():
+            recalibrate_batchnorm(g, seed=cfg.seed)  # 20,000 prior samples, as the final model gets
+            g.eval()
+            suffix = "" if kind == "raw" else f"-{kind}"
+            folder = args.out / f"step-{step:05d}{suffix}"
+            if folder.exists():
+                import shutil
 
-            shutil.rmtree(folder)
-        hub.save_pretrained(g, folder)
-        # train_dcgan logs the losses of this step after calling snapshot(): the step is recorded without them
-        hist = {**history, "step": history["step"] + [step], "seconds": seconds}
-        (folder / "history.json").write_text(json.dumps(hist) + "\n")
-        (folder / "train_config.json").write_text(json.dumps(asdict(GANTrainConfig(steps=step))) + "\n")
-        results[f"step {step}"] = {**measure(g, clf, reference, args.n), "seconds": seconds}
-        print(row(f"step {step}", results[f"step {step}"]), flush=True)
+                shutil.rmtree(folder)
+            hub.save_pretrained(g, folder)
+            # train_dcgan logs the losses of this step after calling snapshot(): the step is recorded without them
+            hist = {**history, "step": history["step"] + [step], "seconds": seconds}
+            (folder / "history.json").write_text(json.dumps(hist) + "\n")
+            snap_cfg = asdict(cfg) | {"steps": step, "ema_decay": cfg.ema_decay if kind == "ema" else 0.0}
+            (folder / "train_config.json").write_text(json.dumps(snap_cfg) + "\n")
+            name = f"step {step}" + ("" if kind == "raw" else f" ({kind})")
+            results[name] = {**measure(g, clf, reference, args.n), "seconds": seconds}
+            print(row(name, results[name]), flush=True)
         (args.out / "snapshots.json").write_text(json.dumps(results, indent=2) + "\n")
         write_table(args.results, args, cfg, results, f"Training: {step / seconds:.2f} steps/s.")
         measuring[0] += time.perf_counter() - t0

@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, PermissionError) as err:
         print(f"feature-unlearning {args.command}: error: {err}", file=sys.stderr)
         return 2
     except UnlearningDiverged as err:  # nothing was written: a diverged model is no result

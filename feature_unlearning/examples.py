@@ -25,6 +25,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,6 +149,7 @@ def build(name: str, *, log=print) -> Path:
     from .session import Workspace
 
     ex = get(name)
+    _check_writable(ex)  # before minutes of work, not after
     started = time.perf_counter()
     model = load_pretrained(ex.model)
     feature = _feature(ex, model)
@@ -188,6 +190,17 @@ def build(name: str, *, log=print) -> Path:
         load_folder(tmp)  # never leave a folder that would not load back
     log(f"{ex.name}: wrote {ex.folder} ({time.perf_counter() - started:.0f} s)")
     return ex.folder
+
+
+def _check_writable(ex: Example) -> None:
+    parent = ex.folder.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent  # the nearest folder that exists is where the new ones will be made
+    if not os.access(parent, os.W_OK):
+        where = "the installed package" if ex.bundled else "the cache"
+        raise PermissionError(
+            f"cannot write the example {ex.name!r} into {ex.folder}: {parent} is not writable ({where}; "
+            "for a bundled example use an editable install of the source: pip install -e .)")
 
 
 def _jsonable(value):

@@ -96,3 +96,13 @@ def test_the_cli_lists_examples_and_refuses_unknown_names(capsys):
         assert name in out
     assert main(["examples", "--build", "no-such-example"]) == 2
     assert "no example 'no-such-example'" in capsys.readouterr().err
+
+
+def test_building_into_a_read_only_folder_fails_at_once_with_one_line(tiny_example, monkeypatch, capsys):
+    # as root every folder is writable, so the read-only install is stood in for by os.access
+    monkeypatch.setattr(examples.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(examples, "load_pretrained", lambda name: pytest.fail("no work before the check"))
+    assert main(["examples", "--build", tiny_example.name]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not writable" in err and tiny_example.name in err
+    assert not tiny_example.folder.exists()
