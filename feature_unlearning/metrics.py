@@ -1,8 +1,11 @@
 """Numbers that say whether a feature is gone and whether anything else was lost.
 
 Fidelity is measured in the bundled classifier's feature space (MNIST digits are far from what an
-Inception network was trained on): the Frechet distance and an Inception-style score are torchmetrics'
-``FrechetInceptionDistance`` and ``InceptionScore`` with that classifier as their feature extractor.
+Inception network was trained on): the Frechet distance is computed as torchmetrics'
+``FrechetInceptionDistance`` computes it (the same state, the same float64 arithmetic; tested to agree)
+with that classifier as its feature extractor, and the SSIM as its ``structural_similarity_index_measure``,
+both here without importing torchmetrics (seconds on a CPU); the Inception-style score is torchmetrics'
+``InceptionScore``.
 Reference statistics of real held-out digits (all of them, and those without each preset feature) ship
 with the package, so every number here works offline.
 """
@@ -63,33 +66,44 @@ def _default_classifier(classifier: nn.Module | None) -> nn.Module:
     return classifier if classifier is not None else bundled_classifier()
 
 
-def _fid_metric(classifier: nn.Module | None):
-    from torchmetrics.image.fid import FrechetInceptionDistance
-
+def _feature_state(images: torch.Tensor, classifier: nn.Module | None, *, what: str,
+                   batch_size: int = 1000) -> dict[str, torch.Tensor]:
+    """Sums of the classifier features of ``images`` and of their outer products (float64), and the count:
+    the state torchmetrics' ``FrechetInceptionDistance`` keeps, so shipped statistics stay compatible."""
+    check_finite(images, what)
     feats = ClassifierEmbedding(_default_classifier(classifier))
-    return FrechetInceptionDistance(feature=feats, normalize=True, reset_real_features=False)
-
-
-def _update(metric, images: torch.Tensor, *, real: bool | None, batch_size: int = 1000) -> None:
-    check_finite(images, "real images" if real else "generated images")
+    dim = feats.num_features
+    state = {"sum": torch.zeros(dim, dtype=torch.float64), "cov_sum": torch.zeros(dim, dim, dtype=torch.float64),
+             "n": torch.tensor(0)}
     for x in images.split(batch_size):
-        x01 = ((x.detach().float().cpu() + 1) / 2).clamp(0, 1)
-        if real is None:
-            metric.update(x01)
-        else:
-            metric.update(x01, real=real)
+        f = feats(((x.detach().float().cpu() + 1) / 2).clamp(0, 1)).double()
+        state["sum"] += f.sum(dim=0)
+        state["cov_sum"] += f.t().mm(f)
+        state["n"] += len(f)
+    return state
+
+
+def _frechet_from_states(real: dict[str, torch.Tensor], fake: dict[str, torch.Tensor]) -> float:
+    """d^2 = |mu_r - mu_f|^2 + Tr(S_r + S_f - 2 sqrt(S_r S_f)), computed as torchmetrics does (float64,
+    the square root's trace from the eigenvalues of S_r S_f) without importing it."""
+    moments = []
+    for state in (real, fake):
+        n = state["n"].to(torch.float64)
+        if n < 2:
+            raise ValueError("a Frechet distance needs at least 2 images on each side")
+        mean = (state["sum"].double() / n).unsqueeze(0)
+        moments.append((mean.squeeze(0), (state["cov_sum"].double() - n * mean.t().mm(mean)) / (n - 1)))
+    (mu1, sigma1), (mu2, sigma2) = moments
+    a = (mu1 - mu2).square().sum(dim=-1)
+    b = sigma1.trace() + sigma2.trace()
+    c = torch.linalg.eigvals(sigma1 @ sigma2).sqrt().real.sum(dim=-1)
+    return float((a + b - 2 * c).float())
 
 
 @torch.no_grad()
 def reference_state(images: torch.Tensor, classifier: nn.Module | None = None) -> dict[str, torch.Tensor]:
     """The real-image statistics of a Frechet distance (torchmetrics' state), for :func:`frechet_distance`."""
-    metric = _fid_metric(classifier)
-    _update(metric, images, real=True)
-    return {
-        "sum": metric.real_features_sum.clone(),
-        "cov_sum": metric.real_features_cov_sum.clone(),
-        "n": metric.real_features_num_samples.clone(),
-    }
+    return _feature_state(images, classifier, what="real images")
 
 
 def load_reference(name: str = "all") -> dict[str, torch.Tensor]:
@@ -120,17 +134,11 @@ def frechet_distance(
 ) -> float:
     """Frechet distance in the classifier's feature space between ``images`` ``(N, 1, 28, 28)`` in [-1, 1]
     and ``reference``: real images, a :func:`reference_state`, or the name of a shipped reference."""
-    metric = _fid_metric(classifier)
     if isinstance(reference, str):
         reference = load_reference(reference)
-    if isinstance(reference, dict):
-        metric.real_features_sum = reference["sum"].clone()
-        metric.real_features_cov_sum = reference["cov_sum"].clone()
-        metric.real_features_num_samples = reference["n"].clone()
-    else:
-        _update(metric, reference, real=True)
-    _update(metric, images, real=False)
-    return float(metric.compute())
+    if not isinstance(reference, dict):
+        reference = _feature_state(reference, classifier, what="real images")
+    return _frechet_from_states(reference, _feature_state(images, classifier, what="generated images"))
 
 
 @torch.no_grad()
@@ -142,7 +150,9 @@ def classifier_score(images: torch.Tensor, *, classifier: nn.Module | None = Non
         warnings.filterwarnings("ignore", message=".*will save all extracted features", category=UserWarning)
         metric = InceptionScore(feature=ClassifierEmbedding(_default_classifier(classifier), "logits"), normalize=True,
                                 splits=splits)
-    _update(metric, images, real=None)
+    check_finite(images)
+    for x in images.split(1000):
+        metric.update(((x.detach().float().cpu() + 1) / 2).clamp(0, 1))
     mean, std = metric.compute()
     return float(mean), float(std)
 
@@ -186,13 +196,13 @@ def preservation(original: torch.Tensor, unlearned: torch.Tensor) -> dict[str, f
     ``original`` and ``unlearned`` are ``(N, C, H, W)`` in [-1, 1]; pass the latents without the feature
     to measure what unlearning should have left alone.
     """
-    from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+    from .unlearn import ssim_per_sample
 
     check_finite(original, "original images")
     check_finite(unlearned, "unlearned images")
     if len(original) == 0:
         return {"ssim": float("nan"), "l1": float("nan")}
-    s = ssim(unlearned.float().cpu(), original.float().cpu(), data_range=2.0, kernel_size=7, sigma=1.0, reduction="none")
+    s = ssim_per_sample(unlearned.float().cpu(), original.float().cpu(), sigma=1.0)  # torchmetrics' numbers
     l1 = (unlearned.float().cpu() - original.float().cpu()).abs().flatten(1).mean(1)
     return {"ssim": float(s.mean()), "l1": float(l1.mean())}
 

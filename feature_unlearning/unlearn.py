@@ -164,23 +164,43 @@ def ms_ssim_per_sample(a: torch.Tensor, b: torch.Tensor, *, kernel_size: int = 7
         return ms_ssim(a.float(), b.float(), kernel_size=kernel_size, sigma=sigma, data_range=2.0,
                        betas=MS_SSIM_BETAS, normalize="relu", reduction="none")
     a, b = a.float(), b.float()
-    c1, c2 = (0.01 * 2.0) ** 2, (0.03 * 2.0) ** 2  # torchmetrics' k1, k2 at data_range 2
     scores = []
     for i, beta in enumerate(MS_SSIM_BETAS):
-        (h, w), last = a.shape[-2:], i == len(MS_SSIM_BETAS) - 1
-        blur_h, pad = _blur_matrix(h, sigma, a.device)
-        blur_w, _ = _blur_matrix(w, sigma, a.device)
-        mu_a, mu_b, e_aa, e_bb, e_ab = (blur_h @ torch.stack((a, b, a * a, b * b, a * b)) @ blur_w.T).unbind(0)
-        mu_aa, mu_bb, mu_ab = mu_a * mu_a, mu_b * mu_b, mu_a * mu_b
-        upper = 2 * (e_ab - mu_ab) + c2
-        lower = (e_aa - mu_aa).clamp_min(0) + (e_bb - mu_bb).clamp_min(0) + c2
-        if last:  # the full SSIM at the coarsest scale
-            value = ((2 * mu_ab + c1) * upper / ((mu_aa + mu_bb + c1) * lower)).flatten(1).mean(1)
+        if i == len(MS_SSIM_BETAS) - 1:  # the full SSIM at the coarsest scale
+            value = _ssim_maps(a, b, sigma)[0].flatten(1).mean(1)
         else:  # contrast-structure only, away from the padded border, then halve the resolution
-            value = (upper / lower)[..., pad : h - pad, pad : w - pad].flatten(1).mean(1)
+            _, cs, pad = _ssim_maps(a, b, sigma)
+            h, w = a.shape[-2:]
+            value = cs[..., pad : h - pad, pad : w - pad].flatten(1).mean(1)
             a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
         scores.append(torch.relu(value) ** beta)
     return torch.stack(scores).prod(0)
+
+
+def ssim_per_sample(a: torch.Tensor, b: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
+    """SSIM per image ``(N, C, H, W)`` x2 in [-1, 1] -> ``(N,)``: the same numbers as torchmetrics'
+    ``structural_similarity_index_measure(..., data_range=2.0, sigma=sigma, reduction="none")`` (Gaussian
+    window of ``int(3.5 * sigma + 0.5) * 2 + 1`` taps, reflect padding), without importing torchmetrics,
+    which takes seconds. Images larger than 64 px a side go to torchmetrics."""
+    if max(a.shape[-2:]) > 64:
+        from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+
+        return ssim(a.float(), b.float(), data_range=2.0, sigma=sigma, reduction="none")
+    return _ssim_maps(a.float(), b.float(), sigma)[0].flatten(1).mean(1)
+
+
+def _ssim_maps(a: torch.Tensor, b: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """SSIM's per-pixel maps at one scale, data range 2: ``(ssim, contrast-structure, pad)``; the Gaussian
+    blur is two small matrix products with the reflect padding folded in (:func:`_blur_matrix`)."""
+    c1, c2 = (0.01 * 2.0) ** 2, (0.03 * 2.0) ** 2  # torchmetrics' k1, k2 at data_range 2
+    h, w = a.shape[-2:]
+    blur_h, pad = _blur_matrix(h, sigma, a.device)
+    blur_w, _ = _blur_matrix(w, sigma, a.device)
+    mu_a, mu_b, e_aa, e_bb, e_ab = (blur_h @ torch.stack((a, b, a * a, b * b, a * b)) @ blur_w.T).unbind(0)
+    mu_aa, mu_bb, mu_ab = mu_a * mu_a, mu_b * mu_b, mu_a * mu_b
+    upper = 2 * (e_ab - mu_ab) + c2
+    lower = (e_aa - mu_aa).clamp_min(0) + (e_bb - mu_bb).clamp_min(0) + c2
+    return (2 * mu_ab + c1) * upper / ((mu_aa + mu_bb + c1) * lower), upper / lower, pad
 
 
 @functools.lru_cache(maxsize=32)

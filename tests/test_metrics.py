@@ -27,7 +27,7 @@ def test_compare_of_a_model_with_itself_removes_nothing_and_keeps_everything(dcg
     report = metrics.compare(dcgan, dcgan, StrokeThickness(), n=300, seed=3)
     assert report["n"] == 300 and report["share_before"] == report["share_after"] > 0
     assert report["removed"] == 0.0
-    assert report["preservation"]["ssim"] == pytest.approx(1.0) and report["preservation"]["l1"] == 0.0
+    assert report["preservation"]["ssim"] == pytest.approx(1.0, abs=1e-5) and report["preservation"]["l1"] == 0.0
     assert report["fd_after_reference"] == "not-thick" and report["fd_ratio"] > 0
 
 
@@ -82,3 +82,48 @@ def test_metrics_refuse_images_with_nan_or_inf(dcgan):
 def test_compare_refuses_a_model_that_draws_nan(dcgan):
     with pytest.raises(ValueError, match="unlearned model's images: 20 of 20 images hold NaN"):
         metrics.compare(dcgan, _constant(dcgan, float("nan")), StrokeThickness(), n=20, seed=1)
+
+
+@pytest.mark.parametrize("shape", [(6, 1, 28, 28), (4, 3, 64, 64)])
+def test_ssim_is_torchmetrics_ssim(shape):
+    from torchmetrics.functional.image import structural_similarity_index_measure as reference
+
+    from feature_unlearning.unlearn import ssim_per_sample
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(*shape, generator=g) * 2 - 1
+    b = (a + 0.3 * torch.randn(*shape, generator=g)).clamp(-1, 1)
+    theirs = reference(a, b, data_range=2.0, kernel_size=7, sigma=1.0, reduction="none")
+    torch.testing.assert_close(ssim_per_sample(a, b), theirs, atol=1e-5, rtol=1e-5)
+    assert ssim_per_sample(b, b).sub(1).abs().max() < 1e-5
+
+
+def test_frechet_distance_is_torchmetrics_fid_with_the_classifier_as_feature_extractor(dcgan):
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    real, fake = dcgan.generate(300, seed=1), dcgan.generate(200, seed=2)
+    reference = FrechetInceptionDistance(feature=metrics.ClassifierEmbedding(metrics.bundled_classifier()),
+                                         normalize=True, reset_real_features=False)
+    reference.update((real + 1) / 2, real=True)
+    reference.update((fake + 1) / 2, real=False)
+    ours = metrics.frechet_distance(fake, real)
+    assert ours == pytest.approx(float(reference.compute()), rel=1e-6)
+    assert metrics.frechet_distance(fake, metrics.reference_state(real)) == ours
+    state = metrics.reference_state(real)
+    torch.testing.assert_close(state["cov_sum"], reference.real_features_cov_sum)
+    assert int(state["n"]) == 300
+
+
+def test_comparing_two_models_does_not_import_torchmetrics():
+    # torchmetrics takes seconds to import on a CPU; the default path (collect, unlearn, compare) needs none of it
+    import subprocess
+    import sys
+
+    code = ("import sys, feature_unlearning as fu\n"
+            "m = fu.load_pretrained('mnist-dcgan')\n"
+            "r = fu.compare(m, m, fu.get_oracle('thick'), n=200)\n"
+            "assert r['preservation']['ssim'] > 0.999 and r['fd_before'] > 0, r\n"
+            "print(sorted(k for k in sys.modules if k.startswith('torchmetrics')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
