@@ -76,16 +76,41 @@ def run_one(model_name: str, feature: str, seed: int, cfg: fu.UnlearnConfig, *, 
     wall = time.perf_counter() - start
     report = result.compare(n=n_eval, seed=20_000 + seed)
     judge = judge_same_latents(model, unlearned, feature, real, labels, n=n_eval, seed=20_000 + seed)
+    fd_fair = fair_baseline(model, feat.oracle, n=n_eval, seed=20_000 + seed)
     return {
         "model": model_name, "feature": feature, "seed": seed,
         "share_before": report["share_before"], "share_after": report["share_after"], "removed": report["removed"],
         "fd_before": report["fd_before"], "fd_after": report["fd_after"], "fd_ratio": report["fd_ratio"],
+        "fd_before_same_reference": fd_fair, "fd_ratio_fair": report["fd_after"] / fd_fair,
         "ssim_kept": report["preservation"]["ssim"], "l1_kept": report["preservation"]["l1"],
         "ssim_kept_clear": report["preservation_clear"]["ssim"],
         "judge": judge, "seconds_direction": t_direction, "seconds_unlearn": hist.seconds, "seconds_total": wall,
         "unresolved_last": hist.unresolved[-1] if hist.unresolved else None,
         "direction_stats": feat.stats,
     }
+
+
+@torch.no_grad()
+def fair_baseline(model, oracle, *, n: int, seed: int) -> float:
+    """FD of the *original* model's images of ``compare``'s latents to the same feature-free reference as the
+    unlearned model's ``fd_after``: the denominator of the fair Frechet ratio."""
+    z = model.sample_latent(n, seed=seed, device="cpu")
+    return metrics.frechet_distance(fu.render(model, z), getattr(oracle, "reference", None) or "all")
+
+
+def backfill_fair(tag: str) -> None:
+    """Add the fair baseline to the runs of ``unlearning-TAG.json`` written before it was measured (the same
+    models, latents and reference as those runs; no training)."""
+    path = RESULTS / f"unlearning-{tag}.json"
+    data = json.loads(path.read_text())
+    for r in data["runs"]:
+        if "fd_ratio_fair" not in r:
+            model = fu.load_pretrained(r["model"])
+            r["fd_before_same_reference"] = fair_baseline(model, fu.get_oracle(r["feature"]), n=data["n_eval"],
+                                                          seed=20_000 + r["seed"])
+            r["fd_ratio_fair"] = r["fd_after"] / r["fd_before_same_reference"]
+            print(f"{r['model']} {r['feature']} seed {r['seed']}: fair FD ratio {r['fd_ratio_fair']:.2f}", flush=True)
+    path.write_text(json.dumps(data, indent=2))
 
 
 def median(runs: list[dict], key: str, sub: str | None = None) -> float:
@@ -96,8 +121,8 @@ def median(runs: list[dict], key: str, sub: str | None = None) -> float:
 def table(runs: list[dict]) -> str:
     head = (
         "| model | feature | share before -> after | removed | judge: before -> after | judge removed | "
-        "judge, strict: before -> after | FD ratio | judge FD ratio | SSIM kept | wall time |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|"
+        "judge, strict: before -> after | FD ratio | fair FD ratio | judge FD ratio | SSIM kept | wall time |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     rows = []
     for key in dict.fromkeys((r["model"], r["feature"]) for r in runs):
@@ -106,10 +131,15 @@ def table(runs: list[dict]) -> str:
             f"| {key[0]} | {key[1]} | {median(rs, 'share_before'):.2%} -> {median(rs, 'share_after'):.2%} | "
             f"{median(rs, 'removed'):.1%} | {median(rs, 'share_before', 'judge'):.2%} -> "
             f"{median(rs, 'share_after', 'judge'):.2%} | {median(rs, 'removed', 'judge'):.1%} | "
-            f"{_strict(rs)} | {median(rs, 'fd_ratio'):.2f} | {median(rs, 'fd_ratio', 'judge'):.2f} | {median(rs, 'ssim_kept'):.3f} | "
+            f"{_strict(rs)} | {median(rs, 'fd_ratio'):.2f} | {_fair(rs)} | {median(rs, 'fd_ratio', 'judge'):.2f} | {median(rs, 'ssim_kept'):.3f} | "
             f"{median(rs, 'seconds_total'):.1f} s |"
         )
     return head + "\n" + "\n".join(rows)
+
+
+def _fair(runs: list[dict]) -> str:
+    """The fair Frechet ratio (older result files lack it: "-"; ``--backfill-fair TAG`` adds it)."""
+    return f"{median(runs, 'fd_ratio_fair'):.2f}" if all("fd_ratio_fair" in r for r in runs) else "-"
 
 
 def _strict(runs: list[dict]) -> str:
@@ -149,7 +179,9 @@ def columns(seeds: list[int], n_eval: int) -> str:
         "`mnist-judge-resnet` for digits (arg-max; strict: confidence > 0.9, which this label-smoothed judge rarely "
         "reaches, so the strict shares are small), the skeleton stroke width for thick strokes (above the 90th "
         "percentile of real digits; strict: the 95th). FD ratio = FD(unlearned, real digits without the feature) / "
-        "FD(original, all real digits), in the feature space of `mnist-classifier` (judge: `mnist-judge`). SSIM kept: "
+        "FD(original, all real digits), in the feature space of `mnist-classifier` (judge: `mnist-judge`); fair FD ratio "
+        "= the same numerator over FD(original, real digits without the feature) on the same latents: the original "
+        "draws the feature, so it is already some way from that reference, and 1 means no further. SSIM kept: "
         "mean SSIM between original and unlearned images of the latents whose original image lacks the feature. "
         "Wall time = collection + direction + unlearning."
     )
@@ -171,7 +203,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--merge", nargs="+", metavar="TAG", default=None,
                         help="only combine the runs of unlearning-TAG.json files (for example runs made in parallel) "
                         "into unlearning.md")
+    parser.add_argument("--backfill-fair", nargs="+", metavar="TAG", default=None,
+                        help="add the fair Frechet baseline to the runs of unlearning-TAG.json files that lack it (no training)")
     args = parser.parse_args(argv)
+    if args.backfill_fair:
+        for tag in args.backfill_fair:
+            backfill_fair(tag)
+        return
     if args.merge:
         merge(args.merge)
         return

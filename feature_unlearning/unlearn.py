@@ -321,9 +321,9 @@ def find_targets(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Target latents for positives: the first of z - (max(proj - t, 0) + o) * d, o in ``offsets``,
     whose image the oracle scores below ``threshold - margin``. The offsets are tried in turn, each on the
-    positives still unresolved: most resolve at the first (94% for thick strokes, 68% for digit 8 on the
-    bundled DCGAN), so this runs ~1.1-1.5x the positives through the teacher where one batch of every
-    offset at once would run 8x.
+    positives still unresolved: most resolve at the first (80% for thick strokes, 68% for digit 8 of the
+    prior's positives on the bundled DCGAN; 97% and 85% by the second), so this runs ~1.25-1.6x the
+    positives through the teacher where one batch of every offset at once would run 8x.
 
     Returns ``(z_hat, images, resolved)``: the target latents, the teacher's images of them, and
     whether each met the margin (where no offset did, z_hat is the largest move tried).
