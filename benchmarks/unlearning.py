@@ -75,8 +75,11 @@ def run_one(model_name: str, feature: str, seed: int, cfg: fu.UnlearnConfig, *, 
     unlearned, hist = result.unlearned, result.history
     wall = time.perf_counter() - start
     report = result.compare(n=n_eval, seed=20_000 + seed)
-    judge = judge_same_latents(model, unlearned, feature, real, labels, n=n_eval, seed=20_000 + seed)
-    fd_fair = fair_baseline(model, feat.oracle, n=n_eval, seed=20_000 + seed)
+    z = model.sample_latent(n_eval, seed=20_000 + seed, device="cpu")  # compare's latents
+    before = fu.render(model, z)  # rendered once for the judges and the fair baseline
+    judge = judge_numbers(before, fu.render(unlearned, z), feature, real, labels)
+    # the fair Frechet baseline: the original against the same feature-free reference as fd_after
+    fd_fair = metrics.frechet_distance(before, report["fd_after_reference"])
     return {
         "model": model_name, "feature": feature, "seed": seed,
         "share_before": report["share_before"], "share_after": report["share_after"], "removed": report["removed"],
@@ -90,14 +93,6 @@ def run_one(model_name: str, feature: str, seed: int, cfg: fu.UnlearnConfig, *, 
     }
 
 
-@torch.no_grad()
-def fair_baseline(model, oracle, *, n: int, seed: int) -> float:
-    """FD of the *original* model's images of ``compare``'s latents to the same feature-free reference as the
-    unlearned model's ``fd_after``: the denominator of the fair Frechet ratio."""
-    z = model.sample_latent(n, seed=seed, device="cpu")
-    return metrics.frechet_distance(fu.render(model, z), getattr(oracle, "reference", None) or "all")
-
-
 def backfill_fair(tag: str) -> None:
     """Add the fair baseline to the runs of ``unlearning-TAG.json`` written before it was measured (the same
     models, latents and reference as those runs; no training)."""
@@ -106,8 +101,8 @@ def backfill_fair(tag: str) -> None:
     for r in data["runs"]:
         if "fd_ratio_fair" not in r:
             model = fu.load_pretrained(r["model"])
-            r["fd_before_same_reference"] = fair_baseline(model, fu.get_oracle(r["feature"]), n=data["n_eval"],
-                                                          seed=20_000 + r["seed"])
+            before = fu.render(model, model.sample_latent(data["n_eval"], seed=20_000 + r["seed"], device="cpu"))
+            r["fd_before_same_reference"] = metrics.frechet_distance(before, fu.get_oracle(r["feature"]).reference or "all")  # as compare
             r["fd_ratio_fair"] = r["fd_after"] / r["fd_before_same_reference"]
             print(f"{r['model']} {r['feature']} seed {r['seed']}: fair FD ratio {r['fd_ratio_fair']:.2f}", flush=True)
     path.write_text(json.dumps(data, indent=2))

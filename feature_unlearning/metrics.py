@@ -75,12 +75,18 @@ def _feature_state(images: torch.Tensor, classifier: nn.Module | None, *, what: 
     dim = feats.num_features
     state = {"sum": torch.zeros(dim, dtype=torch.float64), "cov_sum": torch.zeros(dim, dim, dtype=torch.float64),
              "n": torch.tensor(0)}
-    for x in images.split(batch_size):
-        f = feats(((x.detach().float().cpu() + 1) / 2).clamp(0, 1)).double()
+    for x01 in _batches01(images, batch_size):
+        f = feats(x01).double()
         state["sum"] += f.sum(dim=0)
         state["cov_sum"] += f.t().mm(f)
         state["n"] += len(f)
     return state
+
+
+def _batches01(images: torch.Tensor, batch_size: int = 1000):
+    """``images`` in [-1, 1] as CPU float batches in [0, 1], the input of :class:`ClassifierEmbedding`."""
+    for x in images.split(batch_size):
+        yield ((x.detach().float().cpu() + 1) / 2).clamp(0, 1)
 
 
 def _frechet_from_states(real: dict[str, torch.Tensor], fake: dict[str, torch.Tensor]) -> float:
@@ -151,8 +157,8 @@ def classifier_score(images: torch.Tensor, *, classifier: nn.Module | None = Non
         metric = InceptionScore(feature=ClassifierEmbedding(_default_classifier(classifier), "logits"), normalize=True,
                                 splits=splits)
     check_finite(images)
-    for x in images.split(1000):
-        metric.update(((x.detach().float().cpu() + 1) / 2).clamp(0, 1))
+    for x01 in _batches01(images):
+        metric.update(x01)
     mean, std = metric.compute()
     return float(mean), float(std)
 
@@ -211,7 +217,8 @@ def diversity(images: torch.Tensor, classifier: nn.Module | None = None, *, pair
     """Mean distance between the classifier features of random pairs of images (higher = more varied)."""
     check_finite(images)
     clf = _default_classifier(classifier).eval()
-    feats = torch.cat([ClassifierEmbedding(clf)(((x + 1) / 2).clamp(0, 1)) for x in images.split(1000)]).float()
+    embed = ClassifierEmbedding(clf)
+    feats = torch.cat([embed(x01) for x01 in _batches01(images)]).float()
     g = torch.Generator().manual_seed(seed)
     i, j = torch.randint(len(feats), (2, pairs), generator=g)
     keep = i != j

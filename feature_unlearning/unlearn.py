@@ -166,10 +166,10 @@ def ms_ssim_per_sample(a: torch.Tensor, b: torch.Tensor, *, kernel_size: int = 7
     a, b = a.float(), b.float()
     scores = []
     for i, beta in enumerate(MS_SSIM_BETAS):
+        ssim, cs, pad = _ssim_maps(a, b, sigma)
         if i == len(MS_SSIM_BETAS) - 1:  # the full SSIM at the coarsest scale
-            value = _ssim_maps(a, b, sigma)[0].flatten(1).mean(1)
+            value = ssim.flatten(1).mean(1)
         else:  # contrast-structure only, away from the padded border, then halve the resolution
-            _, cs, pad = _ssim_maps(a, b, sigma)
             h, w = a.shape[-2:]
             value = cs[..., pad : h - pad, pad : w - pad].flatten(1).mean(1)
             a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
