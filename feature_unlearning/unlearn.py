@@ -16,13 +16,8 @@ Two ways to decide "positive" and pick z_hat (``UnlearnConfig.method``):
   free of the feature (``margin`` below its threshold). Samples with the feature that the linear rule
   misses are then unlearned too, samples without it that lie above t are kept, and no target is itself
   a sample with the feature. Half of each batch is drawn from the prior conditioned on a high
-  projection, so the rare positives are seen often.
-
-Where the latents come from (``UnlearnConfig.pool``): fresh at every step (``pool=0``, as in the paper), or a
-pool of ``pool`` latents drawn the same way once, whose teacher images and targets are computed once, and
-from which each step samples its batch. The teacher is frozen, so a latent's target never changes; the pool
-skips recomputing it (the target search was a third of a step on the bundled DCGAN and 40% on the face
-DCGAN). Replayed latents (hard examples near the student's failures) are always fresh.
+  projection, so the rare positives are seen often; the samples are fresh at every step, so the change
+  generalises over latent space instead of fitting a fixed set of pairs.
 
 MS-SSIM is adapted to 28x28 images: three scales (28, 14, 7 px) with a Gaussian window of sigma 1 (9 px
 wide: torchmetrics sizes a Gaussian window from sigma, and so does :func:`ms_ssim_per_sample`), the first
@@ -36,7 +31,6 @@ import functools
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from dataclasses import replace as dataclass_replace
 from typing import Callable
 
 import torch
@@ -76,7 +70,6 @@ class UnlearnConfig:
     replay_size: int = 1024  # latents remembered for replay (the most recent failures)
     linear_positives: bool = False  # also unlearn latents whose projection is >= t, whatever the oracle says
     # --- both methods ---
-    pool: int = 0  # > 0: draw this many latents once, with their targets, and sample every batch from them
     trainable: tuple[str, ...] = ()  # names (prefixes) of the parameters fine-tuned, e.g. ("model.9", "model.12"); (): all
     # --- run ---
     seed: int = 0
@@ -97,14 +90,12 @@ class UnlearnConfig:
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
         if not 0 <= self.oversample < 1:
             raise ValueError(f"oversample must be in [0, 1), got {self.oversample}")
-        if self.pool and self.pool < self.batch_size:
-            raise ValueError(f"pool must be 0 (fresh latents every step) or >= batch_size={self.batch_size}, got {self.pool}")
 
     @classmethod
     def paper(cls, **overrides) -> "UnlearnConfig":
         """The published rule: linear labels, translation exactly to the threshold, prior sampling, alpha 1,
         no term beyond the paper's three."""
-        settings = dict(method="paper", alpha=1.0, percep_weight=1.0, recon_percep_weight=0.0, pool=0)
+        settings = dict(method="paper", alpha=1.0, percep_weight=1.0, recon_percep_weight=0.0)
         return cls(**{**settings, **overrides})
 
 
@@ -120,7 +111,6 @@ class History:
     positive_share: list[float] = field(default_factory=list)  # share of each batch treated as positive
     unresolved: list[float] = field(default_factory=list)  # positives with no feature-free target found
     seconds: float = 0.0
-    pool_seconds: float = 0.0  # of ``seconds``, drawing the pool and computing its targets (UnlearnConfig.pool)
     stopped_early: bool = False
     diverged_at: int | None = None  # the step whose loss or weights were non-finite (see UnlearningDiverged)
     config: dict = field(default_factory=dict)
@@ -398,58 +388,11 @@ def draw_latents(
     if cfg.method == "paper":
         return torch.randn(cfg.batch_size, latent_dim, generator=generator)
     z = sample_batch(cfg.batch_size, latent_dim, direction, oversample=cfg.oversample, cut=cut, generator=generator)
-    k = n_replayed(cfg, failures)
+    k = min(int(round(cfg.replay * cfg.batch_size)), len(failures))
     if k:  # hard examples: the regions of latent space the student has not unlearned yet
-        z[-k:] = replayed(cfg, failures, k, generator)
+        pick = torch.randint(len(failures), (k,), generator=generator)
+        z[-k:] = failures[pick] + cfg.replay_jitter * torch.randn(k, latent_dim, generator=generator)
     return z
-
-
-def n_replayed(cfg: UnlearnConfig, failures: torch.Tensor) -> int:
-    """How many latents of a batch are replayed near past ``failures``."""
-    return min(int(round(cfg.replay * cfg.batch_size)), len(failures)) if cfg.method == "oracle" else 0
-
-
-def replayed(cfg: UnlearnConfig, failures: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
-    """``k`` latents drawn near random past ``failures`` (Gaussian jitter of std ``replay_jitter``)."""
-    pick = torch.randint(len(failures), (k,), generator=generator)
-    return failures[pick] + cfg.replay_jitter * torch.randn(k, failures.shape[1], generator=generator)
-
-
-class TargetPool:
-    """``cfg.pool`` latents drawn as :func:`draw_latents` draws them (no replay), with the teacher's images and
-    targets computed once (:func:`make_targets`); :meth:`batch` samples a training batch of the same make-up.
-
-    The oversampled latents (conditioned on a high projection) and the prior's are kept apart, so every batch
-    holds exactly the share ``cfg.oversample`` of the former, as a fresh batch does."""
-
-    def __init__(self, teacher, cfg, latent_dim, direction, threshold, cut, oracle, margin, generator, device, autocast):
-        self.cfg = cfg
-        fresh = dataclass_replace(cfg, replay=0.0)
-        n_batches = math.ceil(cfg.pool / cfg.batch_size)
-        self.k_over = int(round(cfg.oversample * cfg.batch_size)) if cfg.method == "oracle" else 0
-        chunks = []
-        for _ in range(n_batches):
-            z = draw_latents(fresh, latent_dim, direction, cut, torch.empty(0, latent_dim), generator).to(device)
-            with autocast:
-                chunks.append((z, *make_targets(teacher, z, direction, threshold, cfg, oracle, margin)))
-        over = torch.zeros(cfg.batch_size, dtype=torch.bool)
-        over[: self.k_over] = True
-        self.over = over.repeat(n_batches).to(device)
-        self.z, self.teach, self.target, self.positive, self.resolved = (torch.cat(c) for c in zip(*chunks))
-        self.over_idx = self.over.nonzero().squeeze(1)
-        self.prior_idx = (~self.over).nonzero().squeeze(1)
-
-    def __len__(self) -> int:
-        return len(self.z)
-
-    def batch(self, n: int, generator: torch.Generator):
-        """``n`` rows ``(z, teach, target, positive, resolved)``: ``k_over`` oversampled, the rest from the prior."""
-        k = min(self.k_over, n)
-        pick = torch.cat([
-            self.over_idx[torch.randint(len(self.over_idx), (k,), generator=generator)] if k else self.over_idx[:0],
-            self.prior_idx[torch.randint(len(self.prior_idx), (n - k,), generator=generator)],
-        ])
-        return self.z[pick], self.teach[pick], self.target[pick], self.positive[pick], self.resolved[pick]
 
 
 @torch.no_grad()
@@ -646,23 +589,10 @@ def unlearn(
     start = time.perf_counter()
     bar = progress(range(1, cfg.steps + 1), desc=f"unlearn ({cfg.method})",
                    disable=None if progress_bar is None else not progress_bar)
-    pool = None
-    if cfg.pool:
-        pool = TargetPool(teacher, cfg, model.latent_dim, direction, threshold, cut, oracle, margin, gen, device, autocast)
-        history.pool_seconds = time.perf_counter() - start
     for step in bar:
-        if pool is None:
-            z = draw_latents(cfg, model.latent_dim, direction, cut, failures, gen).to(device)
-            with autocast:
-                teach, target, positive, resolved = make_targets(teacher, z, direction, threshold, cfg, oracle, margin)
-        else:
-            k = n_replayed(cfg, failures)
-            z, teach, target, positive, resolved = pool.batch(cfg.batch_size - k, gen)
-            if k:  # replayed latents are new: their targets are computed now
-                z_r = replayed(cfg, failures, k, gen).to(device)
-                with autocast:
-                    fresh = make_targets(teacher, z_r, direction, threshold, cfg, oracle, margin)
-                z, teach, target, positive, resolved = (torch.cat(pair) for pair in zip((z, teach, target, positive, resolved), (z_r, *fresh)))
+        z = draw_latents(cfg, model.latent_dim, direction, cut, failures, gen).to(device)
+        with autocast:
+            teach, target, positive, resolved = make_targets(teacher, z, direction, threshold, cfg, oracle, margin)
         parts, failed = training_step(student, opt, z, teach, target, positive, cfg, oracle, margin, autocast,
                                       last_good)
         if not math.isfinite(parts["loss"]) or not _all_finite(params):

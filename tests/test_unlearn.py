@@ -8,7 +8,6 @@ import torch
 from feature_unlearning.directions import feature_direction, threshold
 from feature_unlearning.oracles import DigitClass, StrokeThickness, collect
 from feature_unlearning.unlearn import (
-    TargetPool,
     UnlearnConfig,
     UnlearningDiverged,
     collect_positives,
@@ -85,9 +84,6 @@ def test_config_rejects_bad_values():
         UnlearnConfig(method="magic")
     with pytest.raises(ValueError, match="lr must be > 0"):
         UnlearnConfig(lr=0)
-    with pytest.raises(ValueError, match="pool must be 0"):
-        UnlearnConfig(batch_size=64, pool=10)
-    assert UnlearnConfig.paper(pool=0).pool == 0
 
 
 @pytest.fixture(scope="module")
@@ -298,60 +294,3 @@ def test_trainable_limits_the_fine_tuned_parameters(tiny_dcgan):
     with pytest.raises(ValueError, match="names none"):
         unlearn(tiny_dcgan, torch.ones(tiny_dcgan.latent_dim), 0.0, UnlearnConfig(method="paper", steps=1, trainable=("nope",)),
                 progress_bar=False)
-
-
-def test_the_pool_holds_the_teachers_targets_and_keeps_the_batch_make_up(tiny_dcgan):
-    """A pool's rows are what make_targets gives for its latents, and each batch drawn from it has exactly the
-    oversampled share of a fresh batch."""
-    d = torch.nn.functional.normalize(torch.ones(tiny_dcgan.latent_dim), dim=0)
-    oracle = _bright_oracle(tiny_dcgan)
-    cfg = UnlearnConfig(batch_size=8, pool=40, oversample=0.5, replay=0.0, search_offsets=(0.0, 2.0), margin=0.0)
-    teacher = copy.deepcopy(tiny_dcgan).requires_grad_(False)
-    no_autocast = torch.autocast("cpu", enabled=False)
-    pool = TargetPool(teacher, cfg, tiny_dcgan.latent_dim, d, 0.0, 0.5, oracle, 0.0, torch.Generator().manual_seed(0),
-                      torch.device("cpu"), no_autocast)
-    assert len(pool) == 40 and int(pool.over.sum()) == 20  # 5 batches of 8, 4 oversampled in each
-    assert (pool.z[pool.over] @ d >= 0.5 - 1e-5).all()
-    teach, target, positive, resolved = make_targets(teacher, pool.z, d, 0.0, cfg, oracle, 0.0)
-    torch.testing.assert_close(pool.teach, teach)
-    torch.testing.assert_close(pool.target, target)
-    assert torch.equal(pool.positive, positive) and torch.equal(pool.resolved, resolved)
-    z, *_ = pool.batch(8, torch.Generator().manual_seed(1))
-    rows = [int((pool.z == row).all(1).nonzero()) for row in z]
-    assert [bool(pool.over[r]) for r in rows] == [True] * 4 + [False] * 4
-
-
-def test_a_pooled_run_computes_targets_once(tiny_dcgan, monkeypatch):
-    """With a pool and no replay, the teacher renders the pool and nothing more; the run is seeded."""
-    import sys
-
-    U = sys.modules["feature_unlearning.unlearn"]  # (the package's `unlearn` attribute is the function)
-    calls = []
-    real = U.make_targets
-    monkeypatch.setattr(U, "make_targets", lambda teacher, z, *a: calls.append(len(z)) or real(teacher, z, *a))
-    d = torch.nn.functional.normalize(torch.ones(tiny_dcgan.latent_dim), dim=0)
-    cfg = UnlearnConfig(steps=12, batch_size=8, pool=32, replay=0.0, log_every=4, lr=1e-3)
-    oracle = _bright_oracle(tiny_dcgan)
-    positives = torch.randn(20, tiny_dcgan.latent_dim, generator=torch.Generator().manual_seed(0)) + 2 * d
-    new, hist = unlearn(tiny_dcgan, d, 0.0, cfg, oracle=oracle, positives=positives, progress_bar=False)
-    assert calls == [8, 8, 8, 8] and 0 < hist.pool_seconds <= hist.seconds
-    assert any(not torch.equal(a, b) for a, b in zip(tiny_dcgan.parameters(), new.parameters()))
-    again, _ = unlearn(tiny_dcgan, d, 0.0, cfg, oracle=oracle, positives=positives, progress_bar=False)
-    for a, b in zip(new.parameters(), again.parameters()):
-        assert torch.equal(a, b)
-
-
-def _bright_oracle(model):
-    """A toy Oracle (it can move to a device): 'the feature' is an image brighter than 80% of the model's."""
-    from feature_unlearning.oracles import Oracle
-
-    class Bright(Oracle):
-        name, default_margin = "bright", 0.0
-
-        def scores(self, images):
-            return images.flatten(1).mean(1)
-
-    oracle = Bright()
-    with torch.no_grad():
-        oracle.threshold = float(oracle.scores(model(torch.randn(256, model.latent_dim))).quantile(0.8))
-    return oracle
