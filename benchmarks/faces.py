@@ -93,6 +93,8 @@ TRIALS = """| trial | fields | s (load) | SSIM without glasses | probe: labelled
 | M | as K, steps=480 lr=1.5e-4 | 233 (2.0) | 0.83 (unflagged 0.85, flagged 0.76) | 0% | about 32 gone |
 | N | as M, oversample=0.5 | 234 (2.0) | 0.85 (unflagged 0.87, flagged 0.77) | 2% | chosen as FACE_CONFIG: the final run repeats it exactly (same seed, same SSIM to 6 digits), counted there face by face: 30 gone |
 | O | as N, alpha=4 (`python -m benchmarks.faces --only unlearn --features glasses --set alpha=4.0`) | 229 (2.0) | 0.81 (unflagged 0.83, flagged 0.73) | 0% | as N: frames still on 0, 7, 31, 104, 274; not adopted |
+| P | as N, steps=960 (`--set steps=960`) | 453 (2.0) | 0.83 (unflagged 0.85, flagged 0.73) | 0% | about 26 gone: faint frames stay on the same faces as in N (0, 7, 8, 31, 104, 130, 165, 179, 210, 235, 274) and a few more; twice the steps do not remove them |
+| Q | as N, margin=2.0 (`--set margin=2.0`: more faces flagged, targets further from the probe's threshold) | 235 (2.0) | 0.83 (unflagged 0.86, flagged 0.76) | 2% | about 26 gone, the same faces as P keep their frames; not adopted |
 
 A-F: the clicked latents' direction, offsets (0.5, 1.5, 3, 5), load average 7-11. G-O: the direction of 5,000
 probe-labelled samples with the balanced threshold, offsets (1.5, 2.5, 3.5), oracle_weight=0, replay=0; batch 16
@@ -102,7 +104,24 @@ projection above the balanced threshold), whose targets move them; "unflagged": 
 student would leave untouched. Most of the SSIM lost is on the unflagged faces: the collateral of a short run,
 not the rule. The default UnlearnConfig (400 steps of 64, validated on 28x28 digits) would take about 20 minutes
 here (0.8 s a step of 16 faces in H, every layer trained), so every trial is a short run; the oracle hinge (oracle_weight) with this probe is harmful: the student
-learns to lower the probe's score (fading, smearing) faster than to draw a face without glasses."""
+learns to lower the probe's score (fading, smearing) faster than to draw a face without glasses.
+
+Where the 13 failures of N come from (measured after P and Q, on the feature N uses): the training rule flags 33
+of the 43 labelled glasses faces (probe within its margin: 24; projection >= t: 32); the other 10 (7, 104, 128,
+197, 210, 217, 222, 298, 314, 319) are trained as negatives, to be drawn unchanged. Yet 7 of those 10 lose their
+glasses in N (the change spreads over latent space), and 10 of the 33 flagged ones keep a faint frame. The targets
+the search finds for the 43 (f(z_hat), looked at on a grid) are free of glasses for all but about five. So the misses are mostly the student not reaching targets that are right, and neither more steps (P), a larger
+weight on the positives (O) nor a wider margin (Q) changes which faces keep their frames. Not understood yet;
+the next things to try are changes of what is trained (the layers that draw 16-64 px detail, with a penalty
+that keeps faces without glasses, e.g. L2-SP) rather than of how long or how hard."""
+
+
+#: The 5-minute target is about a quiet machine, which the runs above did not have: ``python -m benchmarks.faces_time``
+#: measured it (it prints one line; copied here with its date and load).
+QUIET_RUN = """`python -m benchmarks.faces_time` (the glasses clicks, the registry's face recipe: the direction of 5,000
+probe-labelled faces, 480 steps of 16 on the first two blocks), 2026-11-29 21:42 UTC, load average 0.9 before:
+AMD EPYC, 2 cores; torch 2.14.1 (2 threads): feature 29.9 s, unlearning 139.8 s, **total 169.8 s** (the
+5-minute target is met on a quiet machine; the runs above took longer on one thread shared with other jobs)."""
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -249,6 +268,7 @@ def oracle_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages: dict) -> dict:
         gen(z_lab[:64])
     gen_time = time.perf_counter() - t0
     out["speed"] = {"batch": 64, "probe_no_grad_s": no_grad, "probe_with_grad_s": with_grad, "generator_s": gen_time,
+                    "threads": torch.get_num_threads(),
                     "encoder_params": sum(p.numel() for p in enc.parameters()),
                     "encoder_mb": (enc.folder / hub.WEIGHTS_NAME).stat().st_size / 1e6}
     return out
@@ -411,7 +431,7 @@ def write_md(result: dict, path: Path) -> None:
         lines += ["", f"Encoder: {sp['encoder_params']:,} parameters, {sp['encoder_mb']:.1f} MB. Scoring a batch of "
                   f"{sp['batch']} faces with the probe: {sp['probe_no_grad_s'] * 1000:.0f} ms without gradients, "
                   f"{sp['probe_with_grad_s'] * 1000:.0f} ms with the backward pass (as in the oracle hinge); the generator "
-                  f"renders the same batch in {sp['generator_s'] * 1000:.0f} ms ({torch.get_num_threads()} threads).", ""]
+                  f"renders the same batch in {sp['generator_s'] * 1000:.0f} ms ({threads_text(sp['threads'])}).", ""]
     by_eye = json.loads(BY_EYE.read_text()) if BY_EYE.exists() else {}
     lines += ["## Against the targets of issue 11", ""]
     if "oracle" in result:
@@ -476,7 +496,12 @@ def write_md(result: dict, path: Path) -> None:
         if "flops_per_step" in r:
             lines += [f"## GPU estimate ({feat} run; not measured)", "", gpu_estimate(r["flops_per_step"], r["seconds"] / r["steps"]), ""]
             break
+    lines += ["## Time of one run on two quiet cores", "", QUIET_RUN, ""]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def threads_text(n: int) -> str:
+    return f"{n} thread" + ("" if n == 1 else "s")
 
 
 def parse_set(items: list[str]) -> dict:
