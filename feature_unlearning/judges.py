@@ -86,6 +86,8 @@ def skeleton_stroke_width(images: torch.Tensor, *, level: float = 0.5) -> torch.
     and a straight one as 1, corrected for the half width that thinning removes at each free end. An
     image without ink has width 0. Not differentiable (a judge, not a loss).
     """
+    if len(images) == 0:
+        return torch.zeros(0)
     x = ((images.detach().float().cpu().mean(1) + 1.0) / 2.0).numpy()
     ink = x > level
     skel = zhang_suen(ink)

@@ -33,6 +33,10 @@ def test_skeleton_width_measures_bar_width():
     assert judges.skeleton_stroke_width(-torch.ones(1, 1, 28, 28)).item() == 0.0
 
 
+def test_no_images_give_no_widths():
+    assert judges.skeleton_stroke_width(torch.zeros(0, 1, 28, 28)).shape == (0,)
+
+
 def test_skeleton_thickness_calibrates_to_a_quantile():
     real = bars(list(range(1, 11)) * 10)
     oracle = judges.SkeletonThickness.calibrate(real, quantile=0.9)
