@@ -70,6 +70,7 @@ class UnlearnConfig:
     replay_size: int = 1024  # latents remembered for replay (the most recent failures)
     linear_positives: bool = False  # also unlearn latents whose projection is >= t, whatever the oracle says
     # --- both methods ---
+    anchor: float = 0.0  # > 0: L2-SP, adds anchor * sum((w - w_original)^2) over the trained weights (not in the paper)
     trainable: tuple[str, ...] = ()  # names (prefixes) of the parameters fine-tuned, e.g. ("model.9", "model.12"); (): all
     # --- run ---
     seed: int = 0
@@ -90,12 +91,14 @@ class UnlearnConfig:
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
         if not 0 <= self.oversample < 1:
             raise ValueError(f"oversample must be in [0, 1), got {self.oversample}")
+        if self.anchor < 0:
+            raise ValueError(f"anchor must be >= 0, got {self.anchor}")
 
     @classmethod
     def paper(cls, **overrides) -> "UnlearnConfig":
         """The published rule: linear labels, translation exactly to the threshold, prior sampling, alpha 1,
         no term beyond the paper's three."""
-        settings = dict(method="paper", alpha=1.0, percep_weight=1.0, recon_percep_weight=0.0)
+        settings = dict(method="paper", alpha=1.0, percep_weight=1.0, recon_percep_weight=0.0, anchor=0.0)
         return cls(**{**settings, **overrides})
 
 
@@ -441,12 +444,14 @@ def training_step(
     margin: float,
     autocast,
     last_good: "_Snapshot | None" = None,
+    start: "_Snapshot | None" = None,
 ) -> tuple[dict[str, float], torch.Tensor]:
     """One optimiser step of the student on one batch. Returns the loss parts and the latents whose student
     image still shows the feature (for replay; empty unless the hinge is on).
 
     A non-finite loss takes no step (``parts["loss"]`` says so); a finite one first saves the weights it was
-    computed on into ``last_good``, so that a divergence can hand back the last model known to be good."""
+    computed on into ``last_good``, so that a divergence can hand back the last model known to be good.
+    With ``cfg.anchor > 0``, ``start`` holds the weights training began from (L2-SP, Li et al., 2018)."""
     with autocast:
         out = student(z).float()
     loss, parts = unlearning_loss(
@@ -469,6 +474,11 @@ def training_step(
         parts["oracle"] = hinge.mean().item()
         parts["loss"] = loss.item()
         failed = z[positive][hinge.detach() > 0]
+    if cfg.anchor > 0 and start is not None:  # L2-SP: stay near the original weights
+        drift = torch.stack([(p - p0).pow(2).sum() for p, p0 in zip(start.params, start.copy)]).sum()
+        loss = loss + cfg.anchor * drift
+        parts["anchor"] = drift.item()
+        parts["loss"] = loss.item()
     if not math.isfinite(parts["loss"]):
         return parts, z[:0]
     if last_good is not None:
@@ -584,6 +594,7 @@ def unlearn(
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.mixed_precision and device.type == "cuda")
 
     last_good = _Snapshot(params)
+    start_weights = _Snapshot(params) if cfg.anchor > 0 else None
     history = History(config=asdict(cfg))
     failures = torch.empty(0, model.latent_dim)  # latents whose student image still showed the feature
     start = time.perf_counter()
@@ -594,7 +605,7 @@ def unlearn(
         with autocast:
             teach, target, positive, resolved = make_targets(teacher, z, direction, threshold, cfg, oracle, margin)
         parts, failed = training_step(student, opt, z, teach, target, positive, cfg, oracle, margin, autocast,
-                                      last_good)
+                                      last_good, start_weights)
         if not math.isfinite(parts["loss"]) or not _all_finite(params):
             raise _diverged(student, last_good, history, step, parts["loss"], cfg, home, start)
         if cfg.replay > 0 and len(failed):

@@ -84,6 +84,8 @@ def test_config_rejects_bad_values():
         UnlearnConfig(method="magic")
     with pytest.raises(ValueError, match="lr must be > 0"):
         UnlearnConfig(lr=0)
+    with pytest.raises(ValueError, match="anchor must be >= 0"):
+        UnlearnConfig(anchor=-1.0)
 
 
 @pytest.fixture(scope="module")
@@ -294,3 +296,16 @@ def test_trainable_limits_the_fine_tuned_parameters(tiny_dcgan):
     with pytest.raises(ValueError, match="names none"):
         unlearn(tiny_dcgan, torch.ones(tiny_dcgan.latent_dim), 0.0, UnlearnConfig(method="paper", steps=1, trainable=("nope",)),
                 progress_bar=False)
+
+
+def test_the_anchor_keeps_the_weights_near_the_original(tiny_dcgan):
+    """L2-SP (``anchor``): the same run drifts less from the original weights, and more so the larger the weight."""
+    d = torch.nn.functional.normalize(torch.ones(tiny_dcgan.latent_dim), dim=0)
+
+    def drift(anchor):
+        cfg = UnlearnConfig(method="paper", steps=8, batch_size=8, lr=1e-2, anchor=anchor, seed=3)
+        new, _ = unlearn(tiny_dcgan, d, 0.0, cfg, progress_bar=False)
+        return sum((a - b).pow(2).sum().item() for a, b in zip(tiny_dcgan.parameters(), new.parameters()))
+
+    free, held, tight = drift(0.0), drift(1.0), drift(100.0)
+    assert free > held > tight > 0
