@@ -240,7 +240,9 @@ def compare(
 
     ``share_before``/``share_after`` (the oracle's verdict), ``removed`` (1 - after/before),
     ``fd_before`` (original vs all real digits), ``fd_after`` (unlearned vs real digits without the
-    feature, when a shipped reference for this oracle exists: ``oracle.reference``), ``fd_ratio`` and
+    feature, when a shipped reference for this oracle exists: ``oracle.reference``), ``fd_ratio``,
+    ``fd_before_same_reference`` (the original against that same reference) and ``fd_ratio_fair`` (``fd_after`` over
+    it: the fair comparison, as the original draws the feature and so starts some way from that reference), and
     ``preservation`` (SSIM and L1 on the latents whose original image does not show the feature).
     ``reference=None`` skips the Frechet distances (for models that are not 28x28 digits).
     """
@@ -266,9 +268,15 @@ def compare(
     }
     if reference is not None and before.shape[1:] == (1, 28, 28):
         ref_after = (getattr(oracle, "reference", None) or "all") if reference == "auto" else reference
-        out["fd_before"] = frechet_distance(before, "all", classifier=classifier)
+        before_state = _feature_state(before, classifier, what="the original model's images")
+        out["fd_before"] = _frechet_from_states(load_reference("all"), before_state)
         out["fd_after"] = frechet_distance(after, ref_after, classifier=classifier)
         out["fd_after_reference"] = ref_after
         out["fd_ratio"] = out["fd_after"] / out["fd_before"]
+        # the fair baseline: the original against the unlearned model's own reference (it draws the feature, so it
+        # starts some way from real digits without it); 1 = the edit cost no realism beyond removing the feature
+        out["fd_before_same_reference"] = (out["fd_before"] if ref_after == "all" else
+                                           _frechet_from_states(load_reference(ref_after), before_state))
+        out["fd_ratio_fair"] = out["fd_after"] / out["fd_before_same_reference"]
     out["seconds"] = time.perf_counter() - start
     return out

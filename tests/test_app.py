@@ -402,6 +402,10 @@ def test_the_verdict_reads_removed_kept_cost_and_flags_a_growing_distance(app):
     assert "⚠" not in app.verdict({**report, "fd_after": 195.0})
     table = app.details_table(report)
     assert 'title="1 - after / before"' in table and ">95%<" in table and "fresh samples compared" in table
+    # with the fair baseline (the original against the same feature-free digits) the cost is read against it
+    fair = app.verdict({**report, "fd_before_same_reference": 280.0})
+    assert "⚠" not in fair and "without the feature 280 → 288" in fair
+    assert "⚠" in app.verdict({**report, "fd_before_same_reference": 230.0})
 
 
 def test_reversed_ranges_and_junk_in_mark_numbers_are_refused(app):

@@ -29,6 +29,10 @@ def test_compare_of_a_model_with_itself_removes_nothing_and_keeps_everything(dcg
     assert report["removed"] == 0.0
     assert report["preservation"]["ssim"] == pytest.approx(1.0) and report["preservation"]["l1"] == 0.0
     assert report["fd_after_reference"] == "not-thick" and report["fd_ratio"] > 0
+    # the fair baseline: the same images against the same reference, so a model compared with itself reads 1
+    assert report["fd_before_same_reference"] == pytest.approx(report["fd_after"], rel=1e-9)
+    assert report["fd_ratio_fair"] == pytest.approx(1.0, rel=1e-9)
+    assert report["fd_before"] == pytest.approx(metrics.frechet_distance(dcgan.generate(300, seed=3), "all"), rel=1e-6)
 
 
 def test_compare_sees_a_model_that_draws_the_feature_no_more(dcgan):
