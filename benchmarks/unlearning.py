@@ -75,16 +75,12 @@ def run_one(model_name: str, feature: str, seed: int, cfg: fu.UnlearnConfig, *, 
     unlearned, hist = result.unlearned, result.history
     wall = time.perf_counter() - start
     report = result.compare(n=n_eval, seed=20_000 + seed)
-    z = model.sample_latent(n_eval, seed=20_000 + seed, device="cpu")  # compare's latents
-    before = fu.render(model, z)  # rendered once for the judges and the fair baseline
-    judge = judge_numbers(before, fu.render(unlearned, z), feature, real, labels)
-    # the fair Frechet baseline: the original against the same feature-free reference as fd_after
-    fd_fair = metrics.frechet_distance(before, report["fd_after_reference"])
+    judge = judge_same_latents(model, unlearned, feature, real, labels, n=n_eval, seed=20_000 + seed)  # compare's latents
     return {
         "model": model_name, "feature": feature, "seed": seed,
         "share_before": report["share_before"], "share_after": report["share_after"], "removed": report["removed"],
         "fd_before": report["fd_before"], "fd_after": report["fd_after"], "fd_ratio": report["fd_ratio"],
-        "fd_before_same_reference": fd_fair, "fd_ratio_fair": report["fd_after"] / fd_fair,
+        "fd_before_same_reference": report["fd_before_same_reference"], "fd_ratio_fair": report["fd_ratio_fair"],
         "ssim_kept": report["preservation"]["ssim"], "l1_kept": report["preservation"]["l1"],
         "ssim_kept_clear": report["preservation_clear"]["ssim"],
         "judge": judge, "seconds_direction": t_direction, "seconds_unlearn": hist.seconds, "seconds_total": wall,
