@@ -97,6 +97,7 @@ TRIALS = """| trial | fields | s (load) | SSIM without glasses | probe: labelled
 | Q | as N, margin=2.0 (`--set margin=2.0`: more faces flagged, targets further from the probe's threshold) | 235 (2.0) | 0.83 (unflagged 0.86, flagged 0.76) | 2% | about 26 gone, the same faces as P keep their frames; not adopted |
 | R | as N, anchor=0.002 (L2-SP toward the original weights; N's run drifts by 34 in that sum) | 258 (2.2) | 0.86 (unflagged 0.88, flagged 0.79) | 2% | about 20 gone: faces keep more of themselves and more of their glasses (faint frames on about half) |
 | S | as R, every layer trained (`--set "trainable=[]"`) | 240 (2.0) | 0.86 (unflagged 0.87, flagged 0.78) | 2% | about 20 gone, as R: training the layers that draw the detail does not take the frames off |
+| T | as N, focus=4 (`--set focus=4.0`: L_unlearn's L1 weighted towards the pixels where the target differs from the original, i.e. the frames) | 225 (2.1) | 0.83 (unflagged 0.85, flagged 0.74) | 0% | about 26 gone (2x grids, by page 8 / 5 / 3-5 keep a faint frame): the same faces as N keep theirs (0, 7, 8, 31, 53, 66, 104, 130, 165, 179, 210, 235, 274) plus 94, 153, 281; weighting the frames' pixels does not make the student draw them away; not adopted |
 
 A-F: the clicked latents' direction, offsets (0.5, 1.5, 3, 5), load average 7-11. G-O: the direction of 5,000
 probe-labelled samples with the balanced threshold, offsets (1.5, 2.5, 3.5), oracle_weight=0, replay=0; batch 16
