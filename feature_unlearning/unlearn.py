@@ -70,7 +70,6 @@ class UnlearnConfig:
     replay_size: int = 1024  # latents remembered for replay (the most recent failures)
     linear_positives: bool = False  # also unlearn latents whose projection is >= t, whatever the oracle says
     # --- both methods ---
-    focus: float = 0.0  # > 0: L_unlearn's L1 weighted towards the pixels the target changes, |f(z) - f(z_hat)| (not in the paper)
     anchor: float = 0.0  # > 0: L2-SP, adds anchor * sum((w - w_original)^2) over the trained weights (not in the paper)
     trainable: tuple[str, ...] = ()  # names (prefixes) of the parameters fine-tuned, e.g. ("model.9", "model.12"); (): all
     # --- run ---
@@ -151,16 +150,6 @@ class UnlearningDiverged(RuntimeError):
 def l1_per_sample(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference per image: ``(N, C, H, W)`` x2 -> ``(N,)``."""
     return (a - b).abs().flatten(1).mean(1)
-
-
-def focused_l1(student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor, focus: float) -> torch.Tensor:
-    """Per image ``(N,)``: the L1 of ``student`` to ``target``, weighted per pixel towards where ``target``
-    differs from ``teacher`` (see :func:`unlearning_loss`); equals the plain L1 where they do not differ."""
-    change = (teacher - target).abs().sum(1, keepdim=True)
-    scale = change.flatten(1).mean(1).clamp_min(1e-8)[:, None, None, None]
-    weight = (1 + focus * change / scale) / (1 + focus)
-    weight = torch.where(scale > 1e-8, weight, torch.ones_like(weight))
-    return (weight * (student - target).abs()).flatten(1).mean(1)
 
 
 def ms_ssim_per_sample(a: torch.Tensor, b: torch.Tensor, *, kernel_size: int = 7, sigma: float = 1.0) -> torch.Tensor:
@@ -250,20 +239,15 @@ def unlearning_loss(
     recon_percep_weight: float = 0.0,
     ms_ssim_kernel: int = 7,
     ms_ssim_sigma: float = 1.0,
-    focus: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The paper's loss for one batch.
 
     ``student`` g(z), ``teacher`` f(z) and ``target`` f(z_hat) are ``(N, C, H, W)``; ``positive`` is
     ``(N,)`` bool. Returns the scalar loss (mean over the batch) and its parts as floats.
-
-    ``focus > 0`` weights L_unlearn's L1 per pixel by ``1 + focus * c / mean(c)``, ``c = |f(z) - f(z_hat)|``
-    summed over channels, divided by ``1 + focus`` (so the mean weight stays 1): the pixels where the target
-    differs from the original, i.e. where the feature is, count more than the rest of the image.
     """
     pos = positive.to(student.dtype)
     recon = (1 - pos) * l1_per_sample(student, teacher)
-    unl = pos * (l1_per_sample(student, target) if focus <= 0 else focused_l1(student, teacher, target, focus))
+    unl = pos * l1_per_sample(student, target)
     ssim_args = {"kernel_size": ms_ssim_kernel, "sigma": ms_ssim_sigma}
     percep = torch.zeros_like(unl)
     on_pos, on_neg = percep_weight > 0 and bool(positive.any()), recon_percep_weight > 0 and not bool(positive.all())
@@ -480,7 +464,6 @@ def training_step(
         recon_percep_weight=cfg.recon_percep_weight,
         ms_ssim_kernel=cfg.ms_ssim_kernel,
         ms_ssim_sigma=cfg.ms_ssim_sigma,
-        focus=cfg.focus,
     )
     failed = z[:0]
     if cfg.method == "oracle" and cfg.oracle_weight > 0 and positive.any():
