@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--n-collect", type=int, default=4000)
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="UnlearnConfig overrides")
+    parser.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE", help="UnlearnConfig overrides")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler's top ops")
     parser.add_argument("--n-eval", type=int, default=0, help="also compare on this many fresh samples (0: skip)")
     args = parser.parse_args(argv)

@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-eval", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="one seed, 2,000 evaluation samples")
     parser.add_argument("--tag", default=None, help="suffix of the result files")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="UnlearnConfig overrides")
+    parser.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE", help="UnlearnConfig overrides")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--merge", nargs="+", metavar="TAG", default=None,
                         help="only combine the runs of unlearning-TAG.json files (for example runs made in parallel) "
