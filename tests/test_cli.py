@@ -62,8 +62,10 @@ def test_unlearn_from_a_selection_file(tmp_path, classifier):
     sel.write_text(json.dumps({"seed": 4, "n": 200, "indices": eights}))
     out = tmp_path / "no-clicked"
     assert main(["unlearn", "--model", "mnist-dcgan", "--feature", str(sel), "--out", str(out), "--steps", "5",
-                 "--n-eval", "0"]) == 0
+                 "--n-eval", "0", "--batch-size", "8", "--anchor", "0.05"]) == 0
     assert isinstance(fu.load_pretrained(str(out)), type(base))
+    card = (out / "README.md").read_text()  # the card's config table is the config the run used
+    assert "| batch_size | 8 |" in card and "| anchor | 0.05 |" in card
 
 
 @pytest.mark.parametrize(
