@@ -309,3 +309,38 @@ def test_the_anchor_keeps_the_weights_near_the_original(tiny_dcgan):
 
     free, held, tight = drift(0.0), drift(1.0), drift(100.0)
     assert free > held > tight > 0
+
+
+def test_the_loops_adam_is_torchs_to_the_last_bit(tiny_dcgan):
+    """unlearn's own Adam (torch.optim imports torch._dynamo, seconds on a CPU) gives torch.optim.Adam's weights
+    exactly, also for a parameter that gets no gradient; and a short unlearning run in a fresh process imports no
+    torch._dynamo."""
+    import subprocess
+    import sys
+
+    from feature_unlearning.unlearn import Adam
+
+    a, b = copy.deepcopy(tiny_dcgan), copy.deepcopy(tiny_dcgan)
+    ours = Adam(list(a.parameters()), lr=3e-3, betas=(0.8, 0.99))
+    theirs = torch.optim.Adam(b.parameters(), lr=3e-3, betas=(0.8, 0.99))
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        z = torch.randn(16, a.latent_dim, generator=g)
+        for model, opt in ((a, ours), (b, theirs)):
+            opt.zero_grad(set_to_none=True)
+            model(z).pow(2).mean().backward()
+            model.fc.bias.grad = None  # no gradient this step: left alone by both
+            opt.step()
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not torch.equal(a.fc.weight, tiny_dcgan.fc.weight) and torch.equal(a.fc.bias, tiny_dcgan.fc.bias)
+
+    code = ("import sys, torch\n"
+            "from feature_unlearning.models import DCGANGenerator\n"
+            "from feature_unlearning.unlearn import UnlearnConfig, unlearn\n"
+            "m = DCGANGenerator(latent_dim=8, base_channels=8).eval()\n"
+            "d = torch.nn.functional.normalize(torch.ones(8), dim=0)\n"
+            "unlearn(m, d, 0.0, UnlearnConfig.paper(steps=3, batch_size=8), progress_bar=False)\n"
+            "print('torch._dynamo' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
