@@ -12,6 +12,21 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
 @pytest.fixture(scope="session")
+def fresh_python():
+    """Run a snippet in a new Python process (nothing imported yet) and return what it printed; fails the test
+    with the snippet's stderr if it fails. For what a run imports, which only a fresh process shows."""
+    import subprocess
+    import sys
+
+    def run(code: str) -> str:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    return run
+
+
+@pytest.fixture(scope="session")
 def dcgan():
     import feature_unlearning as fu
 
