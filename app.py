@@ -60,6 +60,7 @@ BY_HAND = ("none: I mark the samples by hand", "")
 GRID_COLUMNS = 8
 GRID_TILE = 112  # px: a 28 px digit drawn 4x, a 64 px face 2x (128 px: glasses are easy to judge)
 GRID_PADDING = 4  # px around each sample; a marked sample's padding turns amber
+UPDATE_EVERY_S = 1.5  # while unlearning, at most one progress update (bar, curves, preview) this often
 PAPER = "https://arxiv.org/abs/2303.05699"
 
 INTRO = f"""
@@ -863,8 +864,12 @@ def _run(ws, steps, lr, alpha, slider, idle):
     yield (f"Starting {config.steps} steps{how}…", _bar(0, config.steps),
            viz.loss_curves({}, total_steps=config.steps), _preview_picture(ws, before, before, "now"),
            gr.update(interactive=False), gr.update(interactive=True), gr.skip(), *_compare_cleared())
+    shown = -math.inf  # when the last progress update was sent: each costs the page a plot and two pictures
     try:
         for p in ws.start_run(config, runner=_run_unlearning_gpu):
+            if not (p.done or p.abandoned) and time.monotonic() - shown < UPDATE_EVERY_S:
+                continue  # the next report carries the whole curve; only the preview between is skipped
+            shown = time.monotonic()
             bar, plot = _bar(p.step, p.steps), viz.loss_curves(p.curves, total_steps=p.steps)
             picture = _preview_picture(ws, before, p.preview, f"step {p.step}")
             if p.abandoned:
