@@ -38,8 +38,7 @@ FLOOR = RETRAINED.parent / "results" / "retrain_floor.md"
 def _shares(model, feature: str, n: int, seed: int) -> dict[str, float]:
     """Share of ``n`` samples with ``feature``: by its oracle, and by each judge at the plain and strict reading."""
     images = model.generate(n, seed=seed)
-    oracle = fu.get_oracle(feature)
-    out = {"oracle": float(torch.cat([oracle.labels(x) for x in images.split(1000)]).float().mean())}
+    out = {"oracle": fu.get_oracle(feature).share(images)}
     for name, row in judges.removal_report(images, images[:0], feature).items():
         out[name], out[name + " strict"] = row["before"], row["before_strict"]
     return out

@@ -88,6 +88,11 @@ def evaluate(original, candidate, attackable, feature: str, oracle, real, labels
     }
 
 
+def find_feature(model, oracle, seed: int) -> fu.Feature:
+    """The feature every method of a case starts from (4,000 labelled samples); ``--samples-only`` makes the same."""
+    return fu.Feature.from_oracle(model, oracle, n=4000, seed=10_000 + seed)
+
+
 def run_case(model_name: str, feature: str, seed: int, args, real, labels) -> list[dict]:
     model = fu.load_pretrained(model_name)
     oracle = fu.get_oracle(feature)
@@ -96,7 +101,7 @@ def run_case(model_name: str, feature: str, seed: int, args, real, labels) -> li
     kw = dict(real=real, labels=labels, n_eval=args.n_eval, seed=30_000 + seed, attack=attack, confirm=confirm)
     rows = []
     t0 = time.perf_counter()
-    feat = fu.Feature.from_oracle(model, oracle, n=4000, seed=10_000 + seed)
+    feat = find_feature(model, oracle, seed)
     t_feature = time.perf_counter() - t0
     original_attack, original_confirmed = attack_rates(model, feature, confirm, n=attack["n"], steps=attack["steps"],
                                                        seed=30_000 + seed)
@@ -237,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
         for model_name in args.models:
             for feature in args.features:
                 model, oracle = fu.load_pretrained(model_name), fu.get_oracle(feature)
-                feat = fu.Feature.from_oracle(model, oracle, n=4000, seed=10_000 + args.seeds[0])
+                feat = find_feature(model, oracle, args.seeds[0])
                 ours = feat.unlearn(model, fu.UnlearnConfig(seed=args.seeds[0]), progress_bar=False).unlearned
                 save_samples(model_name, feature, model, ours, oracle)
         write_samples_png(RESULTS / f"{stem}-samples.png")
