@@ -40,7 +40,7 @@ from feature_unlearning import directions, hub, metrics
 from feature_unlearning.oracles import LinearProbe, Selection
 from feature_unlearning.models.base import render
 from feature_unlearning.feature import Feature
-from feature_unlearning.unlearn import UnlearnConfig
+from feature_unlearning.unlearn import UnlearnConfig, target_margin
 from feature_unlearning.utils import machine_info
 
 from .train_encoder import OUT as ENCODER_DIR
@@ -317,7 +317,7 @@ def unlearn_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages, feat: str, ov
     res["l1_neg"] = metrics.preservation(x_lab[neg], after[neg])["l1"]
     res["ssim_pos"] = metrics.preservation(x_lab[pos], after[pos])["ssim"]
     # the faces without the feature that the training rule itself treats as positive (their targets move them)
-    flagged = s_before >= oracle.threshold - (cfg.margin if cfg.margin is not None else oracle.default_margin)
+    flagged = s_before >= oracle.threshold - target_margin(cfg, oracle)
     if cfg.linear_positives:
         flagged |= directions.project(z_lab, feature.direction) >= feature.threshold
     res["neg_flagged_share"] = float(flagged[neg].float().mean())

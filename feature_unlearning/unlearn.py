@@ -13,7 +13,7 @@ Two ways to decide "positive" and pick z_hat (``UnlearnConfig.method``):
 * ``"paper"``, exactly as published: positive when proj(z) >= t, and z_hat = z - (proj(z) - t) * d.
 * ``"oracle"`` (default): the oracle that defined the feature labels every sample the teacher draws,
   and a positive's target latent is the nearest point along -d whose image the oracle finds clearly
-  free of the feature (``margin`` below its threshold). Samples with the feature that the linear rule
+  free of the feature (``margin`` below its threshold: :func:`target_margin`). Samples with the feature that the linear rule
   misses are then unlearned too, samples without it that lie above t are kept, and no target is itself
   a sample with the feature. Half of each batch is drawn from the prior conditioned on a high
   projection, so the rare positives are seen often; the samples are fresh at every step, so the change
@@ -60,7 +60,7 @@ class UnlearnConfig:
     ms_ssim_kernel: int = 7
     ms_ssim_sigma: float = 1.0
     # --- "oracle" method only ---
-    margin: float | None = None  # targets score below oracle.threshold - margin (None: the oracle's default_margin)
+    margin: float | None = None  # targets score below oracle.threshold - margin (None: target_margin's rule)
     oversample: float = 0.5  # share of each batch drawn from the prior conditioned on proj(z) >= oversample_from
     oversample_quantile: float = 0.05  # ... the projection that this share of the collected positives falls below
     search_offsets: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.5, 6.0)  # moves along -d tried, in latent std
@@ -116,6 +116,7 @@ class History:
     seconds: float = 0.0
     stopped_early: bool = False
     diverged_at: int | None = None  # the step whose loss or weights were non-finite (see UnlearningDiverged)
+    margin: float = 0.0  # how far below the oracle's threshold the targets had to score (target_margin)
     config: dict = field(default_factory=dict)
 
     def asdict(self) -> dict:
@@ -271,6 +272,15 @@ def unlearning_loss(
         "unlearn": unl.mean().item(),
         "percep": percep.mean().item(),
     }
+
+
+def target_margin(cfg: UnlearnConfig, oracle: Oracle | None) -> float:
+    """How far below the oracle's threshold the unlearning's targets must score: ``cfg.margin`` when set,
+    else the oracle's ``unlearn_margin``, else its ``default_margin`` (0 without an oracle)."""
+    if cfg.margin is not None:
+        return float(cfg.margin)
+    own = getattr(oracle, "unlearn_margin", None)
+    return float(own if own is not None else getattr(oracle, "default_margin", 0.0))
 
 
 def oracle_hinge(oracle: Oracle, images: torch.Tensor, margin: float) -> torch.Tensor:
@@ -628,12 +638,12 @@ def unlearn(
     opt = Adam(params, lr=cfg.lr, betas=cfg.betas)
     if oracle is not None:
         oracle = oracle.to(device)  # a copy when it has to move: the caller's oracle stays where it is
-    margin = cfg.margin if cfg.margin is not None else getattr(oracle, "default_margin", 0.0)
+    margin = target_margin(cfg, oracle)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.mixed_precision and device.type == "cuda")
 
     last_good = _Snapshot(params)
     start_weights = _Snapshot(params) if cfg.anchor > 0 else None
-    history = History(config=asdict(cfg))
+    history = History(config=asdict(cfg), margin=margin)
     failures = torch.empty(0, model.latent_dim)  # latents whose student image still showed the feature
     start = time.perf_counter()
     bar = progress(range(1, cfg.steps + 1), desc=f"unlearn ({cfg.method})",

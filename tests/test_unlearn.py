@@ -17,6 +17,7 @@ from feature_unlearning.unlearn import (
     ms_ssim_per_sample,
     oversample_cut,
     sample_batch,
+    target_margin,
     training_step,
     unlearn,
     unlearning_loss,
@@ -264,6 +265,9 @@ class _MeanBrightness:
     def scores(self, images):
         return images.flatten(1).mean(1)
 
+    def to(self, device):
+        return self
+
 
 def test_linear_positives_adds_the_latents_above_the_threshold_to_the_oracles(tiny_dcgan):
     d = torch.nn.functional.normalize(torch.ones(tiny_dcgan.latent_dim), dim=0)
@@ -283,6 +287,23 @@ def test_linear_positives_adds_the_latents_above_the_threshold_to_the_oracles(ti
     assert (positive & ~by_oracle).any()  # some latents only the linear rule flags ...
     assert torch.equal(target[~positive], teach[~positive])  # ... negatives keep their own image
     assert not torch.equal(target[positive & ~by_oracle], teach[positive & ~by_oracle])  # positives get moved targets
+
+
+def test_target_margin_prefers_the_config_then_the_oracles_unlearn_margin_then_its_unit(tiny_dcgan):
+    oracle = _MeanBrightness(0.0)
+    assert target_margin(UnlearnConfig(), oracle) == 0.0  # the oracle's score unit (default_margin)
+    oracle.unlearn_margin = 0.25
+    assert target_margin(UnlearnConfig(), oracle) == 0.25
+    assert target_margin(UnlearnConfig(margin=0.5), oracle) == 0.5
+    assert target_margin(UnlearnConfig(), None) == 0.0
+    # the digit oracle aims further below its threshold than its score unit (which the attack and metrics use)
+    digit = DigitClass(8)
+    assert target_margin(UnlearnConfig(), digit) == digit.unlearn_margin > digit.default_margin
+    d = torch.nn.functional.normalize(torch.ones(tiny_dcgan.latent_dim), dim=0)
+    z = torch.randn(200, tiny_dcgan.latent_dim, generator=torch.Generator().manual_seed(0))
+    _, hist = unlearn(tiny_dcgan, d, 0.0, UnlearnConfig(steps=1, batch_size=8), oracle=oracle, positives=z,
+                      progress_bar=False)
+    assert hist.margin == 0.25  # the run used, and recorded, the resolved margin
 
 
 def test_trainable_limits_the_fine_tuned_parameters(tiny_dcgan):
