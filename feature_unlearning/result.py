@@ -70,11 +70,14 @@ class UnlearnResult:
         statistics, config, the measured numbers (after :meth:`compare`) and the time it took."""
         from .hub import unlearned_card
 
+        config = dict(self.history.config)
+        if config.get("margin") is None and self.history.margin is not None and config.get("method") == "oracle":
+            config["margin"] = f"{self.history.margin:g} (the oracle's)"  # what the run used, not "None"
         return unlearned_card(
             base_model=self.base_model,
             feature=self.feature.name,
             feature_stats=self.feature.stats,
-            config=self.history.config,
+            config=config,
             results=self.comparison,
             seconds=self.history.seconds,
         )

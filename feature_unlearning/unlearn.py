@@ -116,7 +116,7 @@ class History:
     seconds: float = 0.0
     stopped_early: bool = False
     diverged_at: int | None = None  # the step whose loss or weights were non-finite (see UnlearningDiverged)
-    margin: float = 0.0  # how far below the oracle's threshold the targets had to score (target_margin)
+    margin: float | None = None  # how far below the oracle's threshold the targets had to score (target_margin)
     config: dict = field(default_factory=dict)
 
     def asdict(self) -> dict:
