@@ -69,7 +69,6 @@ class UnlearnConfig:
     replay_jitter: float = 0.1  # std of the Gaussian noise added to a replayed latent
     replay_size: int = 1024  # latents remembered for replay (the most recent failures)
     linear_positives: bool = False  # also unlearn latents whose projection is >= t, whatever the oracle says
-    feature_weight: float = 0.0  # > 0: also match the oracle's features of g(z) to those of f(z_hat), positives (probes)
     # --- both methods ---
     anchor: float = 0.0  # > 0: L2-SP, adds anchor * sum((w - w_original)^2) over the trained weights (not in the paper)
     trainable: tuple[str, ...] = ()  # names (prefixes) of the parameters fine-tuned, e.g. ("model.9", "model.12"); (): all
@@ -94,8 +93,6 @@ class UnlearnConfig:
             raise ValueError(f"oversample must be in [0, 1), got {self.oversample}")
         if self.anchor < 0:
             raise ValueError(f"anchor must be >= 0, got {self.anchor}")
-        if self.feature_weight < 0:
-            raise ValueError(f"feature_weight must be >= 0, got {self.feature_weight}")
 
     @classmethod
     def paper(cls, **overrides) -> "UnlearnConfig":
@@ -487,13 +484,6 @@ def training_step(
         parts["oracle"] = hinge.mean().item()
         parts["loss"] = loss.item()
         failed = z[positive][hinge.detach() > 0]
-    if cfg.method == "oracle" and cfg.feature_weight > 0 and positive.any():
-        # the positives' student images matched to their targets in the oracle's own feature space (a probe's
-        # extractor): a thin, faint remnant of the feature costs little L1 or MS-SSIM but moves these features
-        term = feature_match(oracle.extractor, out[positive], target[positive])
-        loss = loss + cfg.alpha * cfg.feature_weight * term.sum() / len(z)  # part of the alpha bracket
-        parts["feature"] = term.mean().item()
-        parts["loss"] = loss.item()
     if cfg.anchor > 0 and start is not None:  # L2-SP: stay near the original weights
         drift = torch.stack([(p - p0).pow(2).sum() for p, p0 in zip(start.params, start.copy)]).sum()
         loss = loss + cfg.anchor * drift
@@ -507,16 +497,6 @@ def training_step(
     loss.backward()
     optimizer.step()
     return parts, failed
-
-
-def feature_match(extractor: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per image, the L1 distance between ``extractor.features`` of ``images`` and of ``targets`` (no gradient
-    to the targets), relative to the targets' mean absolute feature, so that a weight of 1 means the same for
-    any extractor."""
-    with torch.no_grad():
-        goal = extractor.features(targets).flatten(1)
-    got = extractor.features(images).flatten(1)
-    return (got - goal).abs().mean(1) / goal.abs().mean().clamp_min(1e-8)
 
 
 def trainable_parameters(model: nn.Module, names: tuple[str, ...] = ()) -> list[torch.Tensor]:
@@ -639,9 +619,6 @@ def unlearn(
             raise ValueError("method='oracle' needs the oracle that defines the feature (or use UnlearnConfig.paper())")
         if isinstance(oracle, Selection):
             raise ValueError("a Selection only labels the images it was made on; pass selection.fit_probe(images)")
-        if cfg.feature_weight > 0 and not hasattr(getattr(oracle, "extractor", None), "features"):
-            raise ValueError("feature_weight needs an oracle with a feature extractor (a LinearProbe); "
-                             f"{getattr(oracle, 'name', oracle)!r} has none")
         if cfg.oversample > 0:
             if positives is None:
                 positives = collect_positives(model, oracle, seed=cfg.seed)

@@ -6,13 +6,12 @@ import pytest
 import torch
 
 from feature_unlearning.directions import feature_direction, threshold
-from feature_unlearning.oracles import DigitClass, LinearProbe, StrokeThickness, collect
+from feature_unlearning.oracles import DigitClass, StrokeThickness, collect
 from feature_unlearning.unlearn import (
     UnlearnConfig,
     UnlearningDiverged,
     collect_positives,
     draw_latents,
-    feature_match,
     find_targets,
     make_targets,
     ms_ssim_per_sample,
@@ -305,26 +304,6 @@ def test_target_margin_prefers_the_config_then_the_oracles_unlearn_margin_then_i
     _, hist = unlearn(tiny_dcgan, d, 0.0, UnlearnConfig(steps=1, batch_size=8), oracle=oracle, positives=z,
                       progress_bar=False)
     assert hist.margin == 0.25  # the run used, and recorded, the resolved margin
-
-
-def test_feature_weight_matches_the_probes_features_and_needs_an_extractor(tiny_dcgan):
-    d = torch.nn.functional.normalize(torch.ones(tiny_dcgan.latent_dim), dim=0)
-    z = torch.randn(96, tiny_dcgan.latent_dim, generator=torch.Generator().manual_seed(2))
-    with torch.no_grad():
-        images = tiny_dcgan(z)
-    probe = LinearProbe.fit(images, z @ d > 0.5)  # on the bundled classifier's features
-    x, y = images[:4], images[4:8]
-    assert torch.equal(feature_match(probe.extractor, x, x), torch.zeros(4))
-    assert (feature_match(probe.extractor, x, y) > 0).all()
-    cfg = UnlearnConfig(steps=2, batch_size=8, feature_weight=1.0, log_every=1)
-    seen = []
-    unlearn(tiny_dcgan, d, 0.0, cfg, oracle=probe, positives=z[z @ d > 0.5], progress_bar=False,
-            callback=lambda step, info: seen.append(info))
-    assert any("feature" in info for info in seen)  # the term was in the loss where a batch had positives
-    with pytest.raises(ValueError, match="feature extractor"):
-        unlearn(tiny_dcgan, d, 0.0, cfg, oracle=_MeanBrightness(0.0), positives=z, progress_bar=False)
-    with pytest.raises(ValueError, match="feature_weight"):
-        UnlearnConfig(feature_weight=-1.0)
 
 
 def test_trainable_limits_the_fine_tuned_parameters(tiny_dcgan):
