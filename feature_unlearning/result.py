@@ -71,7 +71,7 @@ class UnlearnResult:
         from .hub import unlearned_card
 
         config = dict(self.history.config)
-        if config.get("margin") is None and self.history.margin is not None and config.get("method") == "oracle":
+        if config.get("margin") is None and self.history.margin is not None:
             config["margin"] = f"{self.history.margin:g} (the oracle's)"  # what the run used, not "None"
         return unlearned_card(
             base_model=self.base_model,

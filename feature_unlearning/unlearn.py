@@ -13,9 +13,9 @@ Two ways to decide "positive" and pick z_hat (``UnlearnConfig.method``):
 * ``"paper"``, exactly as published: positive when proj(z) >= t, and z_hat = z - (proj(z) - t) * d.
 * ``"oracle"`` (default): the oracle that defined the feature labels every sample the teacher draws,
   and a positive's target latent is the nearest point along -d whose image the oracle finds clearly
-  free of the feature (``margin`` below its threshold: :func:`target_margin`). Samples with the feature that the linear rule
-  misses are then unlearned too, samples without it that lie above t are kept, and no target is itself
-  a sample with the feature. Half of each batch is drawn from the prior conditioned on a high
+  free of the feature (``margin`` below its threshold: :func:`target_margin`). Samples with the feature that
+  the linear rule misses are then unlearned too, samples without it that lie above t are kept, and no target
+  is itself a sample with the feature. Half of each batch is drawn from the prior conditioned on a high
   projection, so the rare positives are seen often; the samples are fresh at every step, so the change
   generalises over latent space instead of fitting a fixed set of pairs.
 
@@ -116,7 +116,7 @@ class History:
     seconds: float = 0.0
     stopped_early: bool = False
     diverged_at: int | None = None  # the step whose loss or weights were non-finite (see UnlearningDiverged)
-    margin: float | None = None  # how far below the oracle's threshold the targets had to score (target_margin)
+    margin: float | None = None  # how far below the oracle's threshold targets had to score; None: the paper's rule
     config: dict = field(default_factory=dict)
 
     def asdict(self) -> dict:
@@ -643,7 +643,7 @@ def unlearn(
 
     last_good = _Snapshot(params)
     start_weights = _Snapshot(params) if cfg.anchor > 0 else None
-    history = History(config=asdict(cfg), margin=margin)
+    history = History(config=asdict(cfg), margin=margin if cfg.method == "oracle" else None)  # paper: no margin
     failures = torch.empty(0, model.latent_dim)  # latents whose student image still showed the feature
     start = time.perf_counter()
     bar = progress(range(1, cfg.steps + 1), desc=f"unlearn ({cfg.method})",
