@@ -85,6 +85,7 @@ def run_one(model_name: str, feature: str, seed: int, cfg: fu.UnlearnConfig, *, 
         "ssim_kept_clear": report["preservation_clear"]["ssim"],
         "judge": judge, "seconds_direction": t_direction, "seconds_unlearn": hist.seconds, "seconds_total": wall,
         "unresolved_last": hist.unresolved[-1] if hist.unresolved else None,
+        "margin": hist.margin, "anchor": hist.anchor,  # what the run used (the config's None: the oracle's)
         "direction_stats": feat.stats,
     }
 
@@ -154,12 +155,23 @@ def merge(tags: list[str]) -> None:
         f"Commands (run in parallel, one thread each, then merged with "
         f"`python -m benchmarks.unlearning --merge {' '.join(tags)}`):\n\n{commands}\n\n"
         f"Machine: {first['machine']}\n\nConfig (the defaults of `UnlearnConfig()`): `{first['config']}`\n\n"
+        f"{resolved(runs)}"
         f"{columns(first['seeds'], first['n_eval'])}\n\n" + table(runs) + "\n"
     )
     (RESULTS / "unlearning.md").write_text(text)
     (RESULTS / "unlearning.json").write_text(json.dumps({"machine": first["machine"], "config": first["config"],
                                                          "runs": runs}, indent=2))
     print(text)
+
+
+def resolved(runs: list[dict]) -> str:
+    """The margin and anchor each feature's runs used (a config's ``None`` is the oracle's own; older files
+    did not record them: nothing)."""
+    seen = {(r["feature"], r["margin"], r["anchor"]) for r in runs if "anchor" in r}
+    if not seen:
+        return ""
+    parts = [f"{f}: margin {m:g}, anchor {a:g}" for f, m, a in sorted(seen, key=str)]
+    return "Margin and anchor used (`unlearn.target_margin`, `target_anchor`): " + "; ".join(parts) + "\n\n"
 
 
 def columns(seeds: list[int], n_eval: int) -> str:
@@ -232,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     text = (
         f"# Unlearning benchmark ({args.method})\n\n"
         f"Command: `{cmd.strip()}`\n\nMachine: {machine_info()}\n\n"
-        f"Config: `{asdict(cfg)}`\n\n"
+        f"Config: `{asdict(cfg)}`\n\n{resolved(runs)}"
         f"{columns(args.seeds, args.n_eval)}\n\n" + table(runs) + "\n"
     )
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=None)
     p.add_argument("--batch-size", type=int, default=None, help="latents per step (default 64)")
     p.add_argument("--anchor", type=float, default=None,
-                   help="L2-SP weight toward the original weights (default 0); '--batch-size 32 --anchor 0.05' "
+                   help="L2-SP weight toward the original weights (default: the oracle's, 0.01 for digit classes, else 0); '--batch-size 32 --anchor 0.05' "
                         "takes about half the time on the bundled DCGAN and removes less (benchmarks/README.md, trade-off trials)")
     p.add_argument("--n-eval", type=int, default=2000, help="fresh samples for the before/after numbers in the card (0: skip)")
     p.add_argument("--overwrite", action="store_true")

@@ -73,6 +73,8 @@ class UnlearnResult:
         config = dict(self.history.config)
         if config.get("margin") is None and self.history.margin is not None:
             config["margin"] = f"{self.history.margin:g} (the oracle's)"  # what the run used, not "None"
+        if config.get("anchor", 0) is None:
+            config["anchor"] = f"{self.history.anchor:g} (the oracle's)" if self.history.anchor else "0"
         return unlearned_card(
             base_model=self.base_model,
             feature=self.feature.name,

@@ -70,7 +70,9 @@ class UnlearnConfig:
     replay_size: int = 1024  # latents remembered for replay (the most recent failures)
     linear_positives: bool = False  # also unlearn latents whose projection is >= t, whatever the oracle says
     # --- both methods ---
-    anchor: float = 0.0  # > 0: L2-SP, adds anchor * sum((w - w_original)^2) over the trained weights (not in the paper)
+    # > 0: L2-SP, adds anchor * sum((w - w_original)^2) over the trained weights (not in the paper); None: the
+    # oracle's ``unlearn_anchor`` (0 where it sets none, and for the paper's rule; see :func:`target_anchor`)
+    anchor: float | None = None
     trainable: tuple[str, ...] = ()  # names (prefixes) of the parameters fine-tuned, e.g. ("model.9", "model.12"); (): all
     # --- run ---
     seed: int = 0
@@ -91,7 +93,7 @@ class UnlearnConfig:
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
         if not 0 <= self.oversample < 1:
             raise ValueError(f"oversample must be in [0, 1), got {self.oversample}")
-        if self.anchor < 0:
+        if self.anchor is not None and self.anchor < 0:
             raise ValueError(f"anchor must be >= 0, got {self.anchor}")
 
     @classmethod
@@ -117,6 +119,7 @@ class History:
     stopped_early: bool = False
     diverged_at: int | None = None  # the step whose loss or weights were non-finite (see UnlearningDiverged)
     margin: float | None = None  # how far below the oracle's threshold targets had to score; None: the paper's rule
+    anchor: float = 0.0  # the L2-SP weight the run used (target_anchor)
     config: dict = field(default_factory=dict)
 
     def asdict(self) -> dict:
@@ -281,6 +284,15 @@ def target_margin(cfg: UnlearnConfig, oracle: Oracle | None) -> float:
         return float(cfg.margin)
     own = getattr(oracle, "unlearn_margin", None)
     return float(own if own is not None else getattr(oracle, "default_margin", 0.0))
+
+
+def target_anchor(cfg: UnlearnConfig, oracle: Oracle | None) -> float:
+    """The L2-SP weight of a run: ``cfg.anchor`` when set, else the oracle's ``unlearn_anchor`` for the
+    oracle-guided method, else 0 (the paper's rule never anchors unless asked to)."""
+    if cfg.anchor is not None:
+        return float(cfg.anchor)
+    own = getattr(oracle, "unlearn_anchor", None) if cfg.method == "oracle" else None
+    return float(own) if own is not None else 0.0
 
 
 def oracle_hinge(oracle: Oracle, images: torch.Tensor, margin: float) -> torch.Tensor:
@@ -455,13 +467,15 @@ def training_step(
     autocast,
     last_good: "_Snapshot | None" = None,
     start: "_Snapshot | None" = None,
+    anchor: float = 0.0,
 ) -> tuple[dict[str, float], torch.Tensor]:
     """One optimiser step of the student on one batch. Returns the loss parts and the latents whose student
     image still shows the feature (for replay; empty unless the hinge is on).
 
     A non-finite loss takes no step (``parts["loss"]`` says so); a finite one first saves the weights it was
     computed on into ``last_good``, so that a divergence can hand back the last model known to be good.
-    With ``cfg.anchor > 0``, ``start`` holds the weights training began from (L2-SP, Li et al., 2018)."""
+    With ``anchor > 0`` (:func:`target_anchor`), ``start`` holds the weights training began from (L2-SP, Li et
+    al., 2018)."""
     with autocast:
         out = student(z).float()
     loss, parts = unlearning_loss(
@@ -484,9 +498,9 @@ def training_step(
         parts["oracle"] = hinge.mean().item()
         parts["loss"] = loss.item()
         failed = z[positive][hinge.detach() > 0]
-    if cfg.anchor > 0 and start is not None:  # L2-SP: stay near the original weights
+    if anchor > 0 and start is not None:  # L2-SP: stay near the original weights
         drift = torch.stack([(p - p0).pow(2).sum() for p, p0 in zip(start.params, start.copy)]).sum()
-        loss = loss + cfg.anchor * drift
+        loss = loss + anchor * drift
         parts["anchor"] = drift.item()
         parts["loss"] = loss.item()
     if not math.isfinite(parts["loss"]):
@@ -639,11 +653,13 @@ def unlearn(
     if oracle is not None:
         oracle = oracle.to(device)  # a copy when it has to move: the caller's oracle stays where it is
     margin = target_margin(cfg, oracle)
+    anchor = target_anchor(cfg, oracle)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.mixed_precision and device.type == "cuda")
 
     last_good = _Snapshot(params)
-    start_weights = _Snapshot(params) if cfg.anchor > 0 else None
-    history = History(config=asdict(cfg), margin=margin if cfg.method == "oracle" else None)  # paper: no margin
+    start_weights = _Snapshot(params) if anchor > 0 else None
+    history = History(config=asdict(cfg), margin=margin if cfg.method == "oracle" else None,  # paper: no margin
+                      anchor=anchor)
     failures = torch.empty(0, model.latent_dim)  # latents whose student image still showed the feature
     start = time.perf_counter()
     bar = progress(range(1, cfg.steps + 1), desc=f"unlearn ({cfg.method})",
@@ -653,7 +669,7 @@ def unlearn(
         with autocast:
             teach, target, positive, resolved = make_targets(teacher, z, direction, threshold, cfg, oracle, margin)
         parts, failed = training_step(student, opt, z, teach, target, positive, cfg, oracle, margin, autocast,
-                                      last_good, start_weights)
+                                      last_good, start_weights, anchor)
         if not math.isfinite(parts["loss"]) or not _all_finite(params):
             raise _diverged(student, last_good, history, step, parts["loss"], cfg, home, start)
         if cfg.replay > 0 and len(failed):

@@ -40,7 +40,8 @@ def test_the_card_says_what_every_front_end_says(result):
     card = result.card()
     assert "Unlearned feature: `digit:8`" in card and "base_model: feature-unlearning/mnist-dcgan" in card
     assert "| steps | 3 |" in card and "share_before" in card
-    assert "| margin | 4 (the oracle's) |" in card  # the margin the run used, not the config's None
+    assert "| margin | 6 (the oracle's) |" in card  # the margin the run used, not the config's None
+    assert "| anchor | 0.01 (the oracle's) |" in card
 
 
 def test_save_and_zip_reload_the_same_model(result, tmp_path):

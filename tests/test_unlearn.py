@@ -17,6 +17,7 @@ from feature_unlearning.unlearn import (
     ms_ssim_per_sample,
     oversample_cut,
     sample_batch,
+    target_anchor,
     target_margin,
     training_step,
     unlearn,
@@ -304,6 +305,34 @@ def test_target_margin_prefers_the_config_then_the_oracles_unlearn_margin_then_i
     _, hist = unlearn(tiny_dcgan, d, 0.0, UnlearnConfig(steps=1, batch_size=8), oracle=oracle, positives=z,
                       progress_bar=False)
     assert hist.margin == 0.25  # the run used, and recorded, the resolved margin
+
+
+def test_target_anchor_prefers_the_config_then_the_oracles_unlearn_anchor_and_the_paper_never_anchors(tiny_dcgan):
+    oracle = _MeanBrightness(0.0)
+    assert target_anchor(UnlearnConfig(), oracle) == 0.0  # an oracle without its own: no anchor
+    oracle.unlearn_anchor = 0.5
+    assert target_anchor(UnlearnConfig(), oracle) == 0.5
+    assert target_anchor(UnlearnConfig(anchor=0.0), oracle) == 0.0  # the config's 0 is an answer, not "unset"
+    assert target_anchor(UnlearnConfig.paper(), oracle) == 0.0
+    assert target_anchor(UnlearnConfig(method="paper"), oracle) == 0.0  # the oracle's defaults are the oracle method's
+    assert target_anchor(UnlearnConfig(), None) == 0.0
+    assert target_anchor(UnlearnConfig(), DigitClass(8)) > 0
+    d = torch.nn.functional.normalize(torch.ones(tiny_dcgan.latent_dim), dim=0)
+    z = torch.randn(200, tiny_dcgan.latent_dim, generator=torch.Generator().manual_seed(0))
+
+    def run(cfg):
+        new, hist = unlearn(tiny_dcgan, d, 0.0, cfg, oracle=oracle, positives=z, progress_bar=False)
+        return new, hist
+
+    oracle.unlearn_anchor = 100.0
+    held, hist = run(UnlearnConfig(steps=4, batch_size=8, lr=1e-2, seed=1))
+    free, hist_free = run(UnlearnConfig(steps=4, batch_size=8, lr=1e-2, seed=1, anchor=0.0))
+    assert hist.anchor == 100.0 and hist_free.anchor == 0.0 and hist.config["anchor"] is None  # used, and recorded
+
+    def drift(new):
+        return sum((a - b).pow(2).sum().item() for a, b in zip(tiny_dcgan.parameters(), new.parameters()))
+
+    assert drift(free) > drift(held) > 0  # the oracle's anchor was applied
 
 
 def test_trainable_limits_the_fine_tuned_parameters(tiny_dcgan):
