@@ -41,6 +41,7 @@ from .directions import project, translate
 from .oracles import Oracle
 
 METHODS = ("oracle", "paper")
+LR_SCHEDULES = ("constant", "cosine")
 # Scale weights of MS-SSIM (Wang et al., 2003), the first three of five, renormalised.
 MS_SSIM_BETAS = tuple(b / (0.0448 + 0.2856 + 0.3001) for b in (0.0448, 0.2856, 0.3001))
 
@@ -53,6 +54,7 @@ class UnlearnConfig:
     steps: int = 400
     batch_size: int = 64
     lr: float = 3e-4  # Adam
+    lr_schedule: str = "constant"  # or "cosine": lr * (1 + cos(pi * (step - 1) / steps)) / 2, down to ~0 (not in the paper)
     betas: tuple[float, float] = (0.9, 0.999)
     alpha: float = 0.5  # weight of L_unlearn + L_percep against L_recon (the paper's alpha; paper(): 1.0)
     percep_weight: float = 1.0  # weight of the MS-SSIM term inside the alpha bracket
@@ -74,6 +76,7 @@ class UnlearnConfig:
     # oracle's ``unlearn_anchor`` (0 where it sets none, and for the paper's rule; see :func:`target_anchor`)
     anchor: float | None = None
     trainable: tuple[str, ...] = ()  # names (prefixes) of the parameters fine-tuned, e.g. ("model.9", "model.12"); (): all
+    ema: float = 0.0  # > 0: return the exponential moving average of the trained weights with this decay (not in the paper)
     # --- run ---
     seed: int = 0
     device: str | None = None  # None: the model's device
@@ -93,6 +96,10 @@ class UnlearnConfig:
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
         if not 0 <= self.oversample < 1:
             raise ValueError(f"oversample must be in [0, 1), got {self.oversample}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; choose one of {LR_SCHEDULES}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if self.anchor is not None and self.anchor < 0:
             raise ValueError(f"anchor must be >= 0, got {self.anchor}")
 
@@ -664,7 +671,10 @@ def unlearn(
     start = time.perf_counter()
     bar = progress(range(1, cfg.steps + 1), desc=f"unlearn ({cfg.method})",
                    disable=None if progress_bar is None else not progress_bar)
+    average = [p.detach().clone() for p in params] if cfg.ema > 0 else None
     for step in bar:
+        if cfg.lr_schedule == "cosine":
+            opt.lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / cfg.steps))
         z = draw_latents(cfg, model.latent_dim, direction, cut, failures, gen).to(device)
         with autocast:
             teach, target, positive, resolved = make_targets(teacher, z, direction, threshold, cfg, oracle, margin)
@@ -672,6 +682,10 @@ def unlearn(
                                       last_good, start_weights, anchor)
         if not math.isfinite(parts["loss"]) or not _all_finite(params):
             raise _diverged(student, last_good, history, step, parts["loss"], cfg, home, start)
+        if average is not None:
+            with torch.no_grad():
+                for a, p in zip(average, params):
+                    a.lerp_(p, 1 - cfg.ema)
         if cfg.replay > 0 and len(failed):
             failures = torch.cat([failures, failed.cpu()])[-cfg.replay_size :]
         if step % cfg.log_every == 0 or step == cfg.steps:
@@ -681,6 +695,10 @@ def unlearn(
                 if callback(step, info) is False:
                     history.stopped_early = True
                     break
+    if average is not None:  # the averaged weights are the result (the previews showed the raw ones)
+        with torch.no_grad():
+            for a, p in zip(average, params):
+                p.copy_(a)
     history.seconds = time.perf_counter() - start
     student.requires_grad_(False)
     return _handed_back(student, home), history

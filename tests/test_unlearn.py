@@ -389,3 +389,37 @@ def test_the_loops_adam_is_torchs_to_the_last_bit(tiny_dcgan, fresh_python):
             "unlearn(m, d, 0.0, UnlearnConfig.paper(steps=3, batch_size=8), progress_bar=False)\n"
             "print('torch._dynamo' in sys.modules)\n")
     assert fresh_python(code) == "False"
+
+
+def test_the_cosine_schedule_takes_the_same_first_step_and_moves_less_in_all(tiny_dcgan):
+    d = torch.nn.functional.normalize(torch.ones(tiny_dcgan.latent_dim), dim=0)
+
+    def run(steps, schedule):
+        cfg = UnlearnConfig(method="paper", steps=steps, batch_size=8, lr=1e-2, lr_schedule=schedule, seed=3)
+        return unlearn(tiny_dcgan, d, 0.0, cfg, progress_bar=False)[0]
+
+    def drift(new):
+        return sum((a - b).pow(2).sum().item() for a, b in zip(tiny_dcgan.parameters(), new.parameters()))
+
+    one_c, one_s = run(1, "constant"), run(1, "cosine")
+    assert all(torch.equal(a, b) for a, b in zip(one_c.parameters(), one_s.parameters()))  # step 1: the full lr
+    assert drift(run(12, "constant")) > drift(run(12, "cosine")) > 0  # then it decays towards 0
+    with pytest.raises(ValueError, match="lr_schedule"):
+        UnlearnConfig(lr_schedule="linear")
+
+
+def test_ema_returns_the_averaged_weights(tiny_dcgan):
+    d = torch.nn.functional.normalize(torch.ones(tiny_dcgan.latent_dim), dim=0)
+
+    def run(ema):
+        cfg = UnlearnConfig(method="paper", steps=6, batch_size=8, lr=1e-2, ema=ema, seed=3)
+        return unlearn(tiny_dcgan, d, 0.0, cfg, progress_bar=False)[0]
+
+    def drift(new):
+        return sum((a - b).pow(2).sum().item() for a, b in zip(tiny_dcgan.parameters(), new.parameters()))
+
+    raw, averaged, frozen = run(0.0), run(0.5), run(0.999999)
+    assert drift(raw) > drift(averaged) > drift(frozen) > 0  # a slow average stays near the original weights
+    assert drift(frozen) < 1e-3 * drift(raw)
+    with pytest.raises(ValueError, match="ema"):
+        UnlearnConfig(ema=1.0)
