@@ -164,6 +164,14 @@ def merge(tags: list[str]) -> None:
     print(text)
 
 
+def _value(text: str):
+    """A ``--set`` value: JSON (numbers, lists, true/false, null), else the plain string (``lr_schedule=cosine``)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def resolved(runs: list[dict]) -> str:
     """The margin and anchor each feature's runs used (a config's ``None`` is the oracle's own; older files
     did not record them: nothing)."""
@@ -220,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     if args.quick:
         args.seeds, args.n_eval = args.seeds[:1], 2000
-    overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
+    overrides = {k: _value(v) for k, v in (s.split("=", 1) for s in args.set)}
     cfg = fu.UnlearnConfig(method=args.method, **overrides)
     if args.steps:
         cfg = replace(cfg, steps=args.steps)
