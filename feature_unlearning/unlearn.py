@@ -671,7 +671,7 @@ def unlearn(
     start = time.perf_counter()
     bar = progress(range(1, cfg.steps + 1), desc=f"unlearn ({cfg.method})",
                    disable=None if progress_bar is None else not progress_bar)
-    average = [p.detach().clone() for p in params] if cfg.ema > 0 else None
+    average = _Snapshot(params) if cfg.ema > 0 else None  # EMA of the weights, put back at the end
     for step in bar:
         if cfg.lr_schedule == "cosine":
             opt.lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / cfg.steps))
@@ -684,8 +684,7 @@ def unlearn(
             raise _diverged(student, last_good, history, step, parts["loss"], cfg, home, start)
         if average is not None:
             with torch.no_grad():
-                for a, p in zip(average, params):
-                    a.lerp_(p, 1 - cfg.ema)
+                torch._foreach_lerp_(average.copy, [p.detach() for p in params], 1 - cfg.ema)
         if cfg.replay > 0 and len(failed):
             failures = torch.cat([failures, failed.cpu()])[-cfg.replay_size :]
         if step % cfg.log_every == 0 or step == cfg.steps:
@@ -696,9 +695,7 @@ def unlearn(
                     history.stopped_early = True
                     break
     if average is not None:  # the averaged weights are the result (the previews showed the raw ones)
-        with torch.no_grad():
-            for a, p in zip(average, params):
-                p.copy_(a)
+        average.restore()
     history.seconds = time.perf_counter() - start
     student.requires_grad_(False)
     return _handed_back(student, home), history
