@@ -66,7 +66,7 @@ tags: [feature-unlearning, pytorch, image-encoder, faces]
 An image encoder for the 64x64 faces of the DigiFace DCGAN-64 generator (PyPI package `gan-face-generate`):
 `ImageEncoder` (four stride-2 convolutions, a {info['feature_dim']}-d hidden layer) trained to regress, from
 a generated face, its latent z and the generator's first hidden activation. Its features (`features_from=
-"{info['features_from']}"`: the predicted latent) are what a `LinearProbe` fitted on a few dozen clicked faces
+"{info['features_from']}"`: the predicted latent{", averaged over the face and its mirror image" if info.get("mirror") else ""}) are what a `LinearProbe` fitted on a few dozen clicked faces
 uses to score any face (the student's too, during unlearning); see `benchmarks/results/faces.md`.
 
 **Derived from the DigiFace-1M generator.** It was trained only on that generator's own samples; the
@@ -103,6 +103,8 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--features-from", default="latent", choices=ImageEncoder.FEATURES_FROM,
                     help="what the encoder's features() returns (no effect on training)")
+    ap.add_argument("--no-mirror", dest="mirror", action="store_false",
+                    help="features() of the image alone, not averaged with its mirror image's (no effect on training)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -114,7 +116,7 @@ def main(argv=None) -> None:
     _, a0 = render_with_activation(gen, torch.randn(1000, 100, generator=sampler))
     a_mean, a_std = a0.mean(0), a0.std(0).clamp_min(1e-3)
 
-    enc = ImageEncoder(features_from=args.features_from)
+    enc = ImageEncoder(features_from=args.features_from, mirror=args.mirror)
     opt = torch.optim.Adam(enc.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps)
     buf_x = torch.empty(args.steps * args.fresh, 3, 64, 64, dtype=torch.uint8)
@@ -153,7 +155,8 @@ def main(argv=None) -> None:
         }
     info.update(
         steps=args.steps, fresh=args.fresh, batch_size=args.batch_size, lr=args.lr, seed=args.seed, seconds=seconds,
-        eval_seed=eval_seed, feature_dim=enc.feature_dim, out_dim=enc.out_dim, features_from=enc.features_from, machine=machine_info(),
+        eval_seed=eval_seed, feature_dim=enc.feature_dim, out_dim=enc.out_dim, features_from=enc.features_from,
+        mirror=enc.mirror, machine=machine_info(),
         params=sum(p.numel() for p in enc.parameters()),
     )
     print(info)

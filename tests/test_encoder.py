@@ -66,6 +66,19 @@ def test_encoder_output_shapes_and_bad_input(encoder):
         encoder(torch.zeros(2, 1, 28, 28))
 
 
+def test_mirror_features_are_the_mean_over_the_image_and_its_mirror(encoder):
+    x = _faces(4, True, 2)
+    x[:, :, :, :20] = 0.9  # a bright band on one side: the image is not symmetric
+    assert encoder.mirror  # the bundled face encoder: glasses and hats have no left or right
+    plain = ImageEncoder(**{**encoder.config, "mirror": False}).eval()
+    plain.load_state_dict(encoder.state_dict())
+    with torch.no_grad():
+        f = encoder(x)
+        assert torch.allclose(f, encoder(x.flip(-1)), atol=1e-5)  # blind to the side
+        assert torch.allclose(f, (plain(x) + plain(x.flip(-1))) / 2, atol=1e-5)
+        assert not torch.allclose(plain(x), plain(x.flip(-1)), atol=1e-3)  # ... which the plain features are not
+
+
 def test_save_load_roundtrip(tmp_path):
     torch.manual_seed(0)
     enc = ImageEncoder(width=4, feature_dim=8, latent_dim=3, activation_dim=0).eval()
