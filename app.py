@@ -615,7 +615,8 @@ def unlearn_step(ui: SimpleNamespace, defaults: UnlearnConfig) -> None:
         # (Gradio's own minimum/maximum would refuse with a bare error, and precision=0 would round 2.5 quietly)
         ui.steps_in = gr.Number(value=defaults.steps, label="Steps", info=f"{STEPS_RANGE[0]} to {STEPS_RANGE[1]}",
                                 elem_id="steps")
-        ui.lr_in = gr.Number(value=defaults.lr, label="Learning rate", info=f"{LR_RANGE[0]:g} to {LR_RANGE[1]:g}",
+        ui.lr_in = gr.Number(value=defaults.lr, label="Learning rate",
+                             info=f"{LR_RANGE[0]:g} to {LR_RANGE[1]:g}; Adam's (peak) rate",
                              elem_id="lr")
         ui.alpha_in = gr.Number(
             value=defaults.alpha, label="Weight of forgetting vs keeping", elem_id="alpha-in",

@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.seeds, args.n_eval = args.seeds[:1], 2000
     overrides = {k: _value(v) for k, v in (s.split("=", 1) for s in args.set)}
-    cfg = fu.UnlearnConfig(method=args.method, **overrides)
+    cfg = fu.UnlearnConfig.paper(**overrides) if args.method == "paper" else fu.UnlearnConfig(**overrides)
     if args.steps:
         cfg = replace(cfg, steps=args.steps)
     real, labels = load_mnist("heldout")

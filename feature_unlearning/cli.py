@@ -193,8 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=METHODS, default=METHODS[0], help="oracle (default) or the paper's rule")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--lr", type=float, default=None,
-                   help="Adam learning rate (default 3e-4); if training diverges (non-finite loss or weights) the "
-                        "command stops with an error and exit status 1, and writes nothing to --out")
+                   help="Adam's peak learning rate (default 6e-4, decayed to ~0 on a cosine); if training diverges "
+                        "(non-finite loss or weights) the command stops with an error and exit status 1, and writes "
+                        "nothing to --out")
     p.add_argument("--alpha", type=float, default=None)
     p.add_argument("--batch-size", type=int, default=None, help="latents per step (default 64)")
     p.add_argument("--anchor", type=float, default=None,

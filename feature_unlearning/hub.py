@@ -228,8 +228,9 @@ REGISTRY: dict[str, ModelEntry] = {
             # the glasses trials of benchmarks/faces.py (trial N): the clicks' own direction often keeps the glasses
             # in its targets; only the first two blocks (4 and 8 px) are fine-tuned, as well as all, in half the time
             clicks_direction=dict(n=5000, seed=11, rule="balanced"),
-            unlearn_defaults=dict(steps=480, batch_size=16, lr=1.5e-4, alpha=2.0, oversample=0.5,
-                                  linear_positives=True, trainable=("model.0", "model.1", "model.3", "model.4"),
+            unlearn_defaults=dict(steps=480, batch_size=16, lr=1.5e-4, lr_schedule="constant", alpha=2.0,
+                                  oversample=0.5, linear_positives=True,
+                                  trainable=("model.0", "model.1", "model.3", "model.4"),
                                   oracle_weight=0.0, replay=0.0, search_offsets=(1.5, 2.5, 3.5), log_every=10),
         ),
         ModelEntry(

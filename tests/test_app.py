@@ -115,7 +115,7 @@ def test_whole_flow_removes_the_thick_strokes(client, tmp_path):
     assert status.startswith("✓ Direction found") and "1000 fresh samples" in status and "by 0 along" in caption
     assert Path(traversal).is_file() and Path(live).is_file() and Path(preview).is_file()
     assert histogram["type"] == "matplotlib" and "judge that scores every image" in note
-    assert (steps, lr, alpha) == (400, 3e-4, 0.5)  # the run starts from the library's defaults
+    assert (steps, lr, alpha) == (400, 6e-4, 0.5)  # the run starts from the library's defaults
 
     _, caption, moved = client.predict(2.0, api_name="/traverse")
     assert "by +2.00 along" in caption
@@ -175,7 +175,7 @@ def test_a_finished_example_opens_at_once_with_every_step_filled_in(client, tmp_
     assert status.startswith("✓ Opened **Digits without the 8**") and model.startswith("✓ Loaded **mnist-dcgan**")
     assert picker["value"] == "mnist-dcgan" and preset["value"] == "digit:8" and "preset **digit 8**" in marked
     assert direction.startswith("✓ Direction found") and run_status.startswith("✓ Finished example: unlearned in 400")
-    assert 'aria-valuenow="400"' in bar and (steps, lr, alpha) == (400, 3e-4, 0.5)
+    assert 'aria-valuenow="400"' in bar and (steps, lr, alpha) == (400, 6e-4, 0.5)
     assert verdict.startswith("✓ On 2000 fresh samples. **Removed:**") and "mnist-judge-resnet" in verdict
     assert all(Path(p).is_file() for p in (grid, traversal, preview, before, after, diff, fresh))
     assert "<table" in details
