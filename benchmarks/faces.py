@@ -99,6 +99,8 @@ TRIALS = """| trial | fields | s (load) | SSIM without glasses | probe: labelled
 | S | as R, every layer trained (`--set "trainable=[]"`) | 240 (2.0) | 0.86 (unflagged 0.87, flagged 0.78) | 2% | about 20 gone, as R: training the layers that draw the detail does not take the frames off |
 | T | as N, focus=4 (`--set focus=4.0`: L_unlearn's L1 weighted towards the pixels where the target differs from the original, i.e. the frames) | 225 (2.1) | 0.83 (unflagged 0.85, flagged 0.74) | 0% | about 26 gone (2x grids, by page 8 / 5 / 3-5 keep a faint frame): the same faces as N keep theirs (0, 7, 8, 31, 53, 66, 104, 130, 165, 179, 210, 235, 274) plus 94, 153, 281; weighting the frames' pixels does not make the student draw them away; not adopted |
 | U | as N, feature_weight=1 (commit 3ca018d, reverted in the next: the positives' student images matched to their targets in the click probe's own encoder features, relative L1, inside the alpha bracket; `--set feature_weight=1.0`) | 250 (1.9) | 0.82 (unflagged 0.835, flagged 0.740) | 0% | about 23 gone (2x grids): faint frames stay on 0, 7, 8, 31, 32, 53, 66, 94, 130, 153, 165, 179, 197, 210, 222, 235, 272, 274, 281, 289 (about 20), mostly N's and T's faces; matching the probe's features drives the probe to 0% without taking the frames off; not adopted |
+| V | as N, with the encoder's `mirror` features (the probe reads the mean of a face's and its mirror image's features; held-out glasses AUC of the probe 0.87 -> 0.92, of the run's direction 0.88 -> 0.94; probe-positive among the labelled glasses 47% -> 67% before the run) | 233 (3.0) | **0.89** (unflagged 0.91, flagged 0.83) | 0% | counted on the enlarged eye bands (`faces-glasses-eyes-*.png`): 26 of 43 gone, the same count as N's pictures give on the same crops (N's published 30 was counted on the whole-face grids); same removal, higher SSIM: **adopted** (the bundled encoder's `mirror: true`) |
+| W | as V, `lr_schedule=cosine lr=3e-4` (the digits' default schedule since 2026-11-30; `--set lr_schedule=cosine --set lr=3e-4`) | 231 (3.0) | 0.89 (unflagged 0.91, flagged 0.83) | 0% | the eye bands look like V's face for face; not adopted (faces keep the constant 1.5e-4) |
 
 A-F: the clicked latents' direction, offsets (0.5, 1.5, 3, 5), load average 7-11. G-O: the direction of 5,000
 probe-labelled samples with the balanced threshold, offsets (1.5, 2.5, 3.5), oracle_weight=0, replay=0; batch 16
@@ -118,7 +120,7 @@ the search finds for the 43 (f(z_hat), looked at on a grid) are free of glasses 
 weight on the positives (O) nor a wider margin (Q) changes which faces keep their frames, and an L2-SP penalty
 (R), with or without the detail layers (S), buys SSIM with removal. Not understood yet. A loss in the probe's own feature space (U) does not help either: the probe's features
 are matched (it reads 0% glasses) while the frames stay, which suggests that the encoder the probe sits on
-barely sees a faint frame. Not tried: a better oracle (more positives per page of clicks, or an
+barely sees a faint frame. A better probe (V: mirror-averaged features) raised SSIM, not removal. Not tried: a better oracle (more positives per page of clicks, or an
 encoder trained to see small details), and a term on the eye region only."""
 
 
@@ -210,6 +212,36 @@ def save_pages(before: torch.Tensor, after: torch.Tensor, numbers: list, stem: P
     return paths
 
 
+def eye_band_pages(before: torch.Tensor, after: torch.Tensor, numbers: list, stem: Path, *, per_page: int = 16,
+                   rows: tuple[int, int] = (14, 40), scale: int = 4, ncol: int = 4) -> list[Path]:
+    """The eye band (``rows`` of the 64-px faces) of each face, before above after, ``scale`` times enlarged, as
+    ``<stem>-1.png``, ...: a thin or faint frame that the whole-face grids shrink away is plain here."""
+    for old in stem.parent.glob(f"{stem.name}-*.png"):
+        old.unlink()
+    band = slice(*rows)
+    def pil(x: torch.Tensor) -> Image.Image:
+        return Image.fromarray(((x[:, band].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy())
+
+    tiles = [(n, pil(b), pil(a)) for n, b, a in zip(numbers, before, after)]
+    w, h = before.shape[-1] * scale, (rows[1] - rows[0]) * scale
+    cw, ch = w + 10, 2 * h + 22
+    paths = []
+    for k, s in enumerate(range(0, len(tiles), per_page), start=1):
+        page = tiles[s : s + per_page]
+        img = Image.new("RGB", (ncol * cw, ((len(page) + ncol - 1) // ncol) * ch), "white")
+        draw = ImageDraw.Draw(img)
+        for j, (n, b, a) in enumerate(page):
+            r, c = divmod(j, ncol)
+            x, y = c * cw, r * ch
+            draw.text((x + 2, y + 2), f"{n}: before / after", fill="black")
+            img.paste(b.resize((w, h), Image.LANCZOS), (x, y + 16))
+            img.paste(a.resize((w, h), Image.LANCZOS), (x, y + 18 + h))
+        path = stem.parent / f"{stem.name}-{k}.png"
+        img.save(path, optimize=True)
+        paths.append(path)
+    return paths
+
+
 def label_grids(out: Path, *, clicks: bool) -> None:
     """The numbered grids the hand labels were made on (36 faces a page; clicks: three pages of 32)."""
     gen = load_digiface_generator()
@@ -280,8 +312,13 @@ def oracle_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages: dict) -> dict:
     return out
 
 
-def config_key(feat: str, cfg: UnlearnConfig) -> str:
-    return hashlib.sha1(json.dumps([feat, asdict(cfg)], sort_keys=True, default=str).encode()).hexdigest()[:12]
+def config_key(feat: str, cfg: UnlearnConfig, after: torch.Tensor) -> str:
+    """What a by-eye count is tied to: the feature, the config and the pictures themselves (``after``, the
+    labelled faces the run drew, as the 8-bit images of the grids), so a count never outlives its run (a new
+    encoder or library version gives new pictures and a new key)."""
+    pixels = ((after.clamp(-1, 1) + 1) * 127.5).round().byte().numpy().tobytes()
+    head = json.dumps([feat, asdict(cfg)], sort_keys=True, default=str).encode()
+    return hashlib.sha1(head + hashlib.sha1(pixels).digest()).hexdigest()[:12]
 
 
 def unlearn_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages, feat: str, overrides: dict, direction: str,
@@ -302,7 +339,7 @@ def unlearn_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages, feat: str, ov
     seconds = time.perf_counter() - t0
     after = render(student, z_lab).cpu()
     res = {"config": {k: v for k, v in asdict(cfg).items() if k in {**FACE_CONFIG, **overrides} or k in ("steps", "batch_size", "lr")},
-           "key": config_key(feat + direction, cfg), "direction": direction, "seconds": seconds,
+           "key": config_key(feat + direction, cfg, after), "direction": direction, "seconds": seconds,
            "feature_seconds": feature_seconds, "threshold": feature.threshold, "threads": torch.get_num_threads(), "steps": cfg.steps}
 
     keep, y = known(lab["labels"][feat])
@@ -348,6 +385,8 @@ def unlearn_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages, feat: str, ov
         old.unlink()
     save_pages(x_lab[pos_idx], after[pos_idx], pos_idx, RESULTS_IMG / f"faces-{feat}-positives", per_page=16,
                marked=pos_idx, tile=80)
+    if feat == "glasses":  # the frames left are often thin: the eye band, enlarged, is what they are counted on
+        eye_band_pages(x_lab[pos_idx], after[pos_idx], pos_idx, RESULTS_IMG / f"faces-{feat}-eyes")
     for other in ("glasses", "hat", "open_mouth"):
         if other != feat:
             k2, y2 = known(lab["labels"][other])
@@ -444,9 +483,13 @@ def write_md(result: dict, path: Path) -> None:
         for feat in FEATURES:
             r3 = result["oracle"][feat]["rows"][-1]
             best = max(r3.get("auc_probe", 0), r3.get("auc_latent_probe_labelled", 0))
-            lines.append(f"- {feat}, AUC from 3 pages of clicks (target >= 0.85): latent direction of the clicks "
-                         f"{fmt(r3.get('auc_latent'))}, encoder probe {fmt(r3.get('auc_probe'))}, direction of probe-labelled "
-                         f"samples {fmt(r3.get('auc_latent_probe_labelled'))}: **{'met' if best >= 0.85 else 'not met'}** "
+            aucs = (f"latent direction of the clicks {fmt(r3.get('auc_latent'))}, encoder probe {fmt(r3.get('auc_probe'))}, "
+                    f"direction of probe-labelled samples {fmt(r3.get('auc_latent_probe_labelled'))}")
+            if feat != "glasses":  # issue 11 sets the AUC target for the glasses direction only
+                lines.append(f"- {feat}, AUC from 3 pages of clicks (no target; for comparison with glasses): {aucs}")
+                continue
+            lines.append(f"- {feat}, AUC from 3 pages of clicks (target >= 0.85): {aucs}: "
+                         f"**{'met' if best >= 0.85 else 'not met'}** "
                          f"{'by the probe, not by the clicks direction alone' if best >= 0.85 and r3.get('auc_latent', 0) < 0.85 else ''}")
     for feat, r in result.get("unlearn", {}).items():
         eye = by_eye.get(feat, {})
@@ -469,7 +512,8 @@ def write_md(result: dict, path: Path) -> None:
                   "", f"`{r.get('command', '?')}`", "",
                   "| measure | value |", "|---|---|"]
         if eye_ok:
-            lines.append(f"| {feat} gone, by eye (of the {r['n_pos']} labelled {feat} faces; grids `faces-{feat}-positives-*.png`) "
+            grids = "eye bands `faces-glasses-eyes-*.png`" if feat == "glasses" else f"grids `faces-{feat}-positives-*.png`"
+            lines.append(f"| {feat} gone, by eye (of the {r['n_pos']} labelled {feat} faces; {grids}) "
                          f"| **{eye['gone']} / {eye['of']} = {eye['gone'] / eye['of']:.0%}** |")
         else:
             lines.append(f"| {feat} gone, by eye | not judged for this run |")
