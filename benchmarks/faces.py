@@ -17,7 +17,8 @@ on the clicks. Unlearning (``FACE_FEATURE``, ``FACE_CONFIG``) runs ``Feature.fro
 rule="balanced").unlearn(model, UnlearnConfig(**FACE_CONFIG))``: the direction of 5,000 fresh samples the click probe
 labels (its targets lose the glasses; the clicked latents' own direction's targets often keep them).
 The probe is in the unlearning loss, so it cannot grade the result: whether glasses are gone is judged by
-eye on the before/after grids this script writes (pages of 16 faces, ``faces-<feature>-positives-<k>.png``) (the counts are entered in ``faces_by_eye.json`` and
+eye on the before/after grids this script writes (pages of 16 faces, ``faces-<feature>-positives-<k>.png``; for glasses
+the enlarged eye bands ``faces-glasses-eyes-<k>.png``) (the counts are entered in ``faces_by_eye.json`` and
 checked against the run they were made on); the probe's verdict is reported beside it, marked as such.
 """
 
@@ -219,6 +220,7 @@ def eye_band_pages(before: torch.Tensor, after: torch.Tensor, numbers: list, ste
     for old in stem.parent.glob(f"{stem.name}-*.png"):
         old.unlink()
     band = slice(*rows)
+
     def pil(x: torch.Tensor) -> Image.Image:
         return Image.fromarray(((x[:, band].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy())
 
