@@ -157,7 +157,13 @@ def _framed(page, indices, nrow: int = 8, cell: int = 120) -> list[int]:
 
 def _wait_text(page, selector: str, text: str | re.Pattern, timeout: float = 60_000) -> str:
     """Wait until ``selector`` shows ``text`` (a case-insensitive substring, or a regex); return its text."""
-    page.locator(selector).get_by_text(text, exact=False).first.wait_for(timeout=timeout)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.locator(selector).get_by_text(text, exact=False).first.wait_for(timeout=timeout)
+    except PlaywrightTimeout:  # say what the page showed instead: a flaky wait is then diagnosable from the log
+        shown = page.locator(selector).inner_text(timeout=5_000) if page.locator(selector).count() else "(absent)"
+        raise AssertionError(f"{selector} did not show {text!r} within {timeout / 1000:.0f} s; it shows {shown!r}") from None
     return page.locator(selector).inner_text()
 
 
@@ -288,6 +294,7 @@ def test_bad_settings_are_refused_and_toasts_do_not_pile_up(page):
     assert page.locator(".toast-body:visible").count() <= 1  # each new toast replaced the last
     page.get_by_text("Mark by number").click()
     page.locator("#marks textarea").fill("5-2")
+    page.locator("#marks textarea").press("Tab")  # as for the settings above: the value is committed before the click
     page.get_by_role("button", name="Set marks").click()
     _wait_text(page, "#feature-status", "runs backwards")
     assert "labelled by the preset" in page.locator("#counts").inner_text()  # the marks were kept
