@@ -45,7 +45,7 @@ from feature_unlearning.unlearn import UnlearnConfig, target_margin
 from feature_unlearning.utils import machine_info
 
 from .train_encoder import OUT as ENCODER_DIR
-from .train_encoder import load_digiface_generator
+from .train_encoder import load_digiface_generator, to_uint8
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
@@ -163,7 +163,7 @@ def known(labels: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def to_pil(images: torch.Tensor, tile: int) -> list[Image.Image]:
-    arr = ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    arr = to_uint8(images).permute(0, 2, 3, 1).numpy()
     return [Image.fromarray(a).resize((tile, tile), Image.BICUBIC) for a in arr]
 
 
@@ -223,7 +223,7 @@ def eye_band_pages(before: torch.Tensor, after: torch.Tensor, numbers: list, ste
     band = slice(*rows)
 
     def pil(x: torch.Tensor) -> Image.Image:
-        return Image.fromarray(((x[:, band].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy())
+        return Image.fromarray(to_uint8(x[:, band]).permute(1, 2, 0).numpy())
 
     tiles = [(n, pil(b), pil(a)) for n, b, a in zip(numbers, before, after)]
     w, h = before.shape[-1] * scale, (rows[1] - rows[0]) * scale
@@ -319,7 +319,7 @@ def config_key(feat: str, cfg: UnlearnConfig, after: torch.Tensor) -> str:
     """What a by-eye count is tied to: the feature, the config and the pictures themselves (``after``, the
     labelled faces the run drew, as the 8-bit images of the grids), so a count never outlives its run (a new
     encoder or library version gives new pictures and a new key)."""
-    pixels = ((after.clamp(-1, 1) + 1) * 127.5).round().byte().numpy().tobytes()
+    pixels = to_uint8(after).numpy().tobytes()
     head = json.dumps([feat, asdict(cfg)], sort_keys=True, default=str).encode()
     return hashlib.sha1(head + hashlib.sha1(pixels).digest()).hexdigest()[:12]
 
