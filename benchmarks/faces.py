@@ -30,7 +30,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,7 @@ from feature_unlearning import directions, hub, metrics
 from feature_unlearning.oracles import LinearProbe, Selection
 from feature_unlearning.models.base import render
 from feature_unlearning.feature import Feature
-from feature_unlearning.unlearn import UnlearnConfig, target_margin
+from feature_unlearning.unlearn import UnlearnConfig, parse_overrides, target_margin
 from feature_unlearning.utils import machine_info
 
 from .train_encoder import OUT as ENCODER_DIR
@@ -571,25 +571,6 @@ def threads_text(n: int) -> str:
     return f"{n} thread" + ("" if n == 1 else "s")
 
 
-def parse_set(items: list[str]) -> dict:
-    types = {f.name: f.type for f in fields(UnlearnConfig)}
-    out = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        if key not in types:
-            raise SystemExit(f"--set {key}: not an UnlearnConfig field")
-        default = getattr(UnlearnConfig(), key)
-        if isinstance(default, bool):  # bool("false") would be True
-            if value.lower() not in ("true", "false", "1", "0"):
-                raise SystemExit(f"--set {key}={value}: say true or false")
-            out[key] = value.lower() in ("true", "1")
-        else:
-            out[key] = json.loads(value) if value[:1] in "[{" else type(default)(value) if default is not None else float(value)
-        if isinstance(out[key], list):
-            out[key] = tuple(out[key])
-    return out
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", choices=["oracle", "unlearn"])
@@ -616,7 +597,10 @@ def main(argv=None) -> None:
     if args.report_only:  # rewrite faces.md from faces.json (after entering the by-eye counts)
         write_md(json.loads(args.out.with_suffix(".json").read_text()), args.out)
         return print(f"wrote {args.out}")
-    overrides = parse_set(args.set)
+    try:
+        overrides = parse_overrides(args.set)
+    except ValueError as err:
+        ap.error(str(err))
     torch.manual_seed(0)
     gen = load_digiface_generator()
     enc = hub.load_folder(args.encoder).eval()

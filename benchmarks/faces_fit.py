@@ -27,7 +27,8 @@ import torch
 from feature_unlearning import hub, metrics
 from feature_unlearning.feature import Feature
 from feature_unlearning.models.base import render
-from feature_unlearning.unlearn import UnlearnConfig, find_targets, l1_per_sample, target_margin, trainable_parameters
+from feature_unlearning.unlearn import (UnlearnConfig, find_targets, l1_per_sample, parse_overrides, target_margin,
+                                        trainable_parameters)
 
 from . import faces as F
 
@@ -121,7 +122,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.direct:
         direct(tuple(args.faces), args.steps, args.lr)
     else:
-        screen(F.parse_set(args.set))
+        try:
+            overrides = parse_overrides(args.set)
+        except ValueError as err:
+            ap.error(str(err))
+        screen(overrides)
 
 
 if __name__ == "__main__":

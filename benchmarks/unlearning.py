@@ -27,6 +27,7 @@ import torch
 import feature_unlearning as fu
 from feature_unlearning import judges, metrics
 from feature_unlearning.data import load_mnist
+from feature_unlearning.unlearn import parse_overrides
 from feature_unlearning.utils import machine_info
 
 from .judge import judge_oracle
@@ -164,14 +165,6 @@ def merge(tags: list[str]) -> None:
     print(text)
 
 
-def _value(text: str):
-    """A ``--set`` value: JSON (numbers, lists, true/false, null), else the plain string (``lr_schedule=cosine``)."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def resolved(runs: list[dict]) -> str:
     """The margin and anchor each feature's runs used (a config's ``None`` is the oracle's own; older files
     did not record them: nothing)."""
@@ -228,7 +221,10 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     if args.quick:
         args.seeds, args.n_eval = args.seeds[:1], 2000
-    overrides = {k: _value(v) for k, v in (s.split("=", 1) for s in args.set)}
+    try:
+        overrides = parse_overrides(args.set)
+    except ValueError as err:
+        parser.error(str(err))
     cfg = fu.UnlearnConfig.paper(**overrides) if args.method == "paper" else fu.UnlearnConfig(**overrides)
     if args.steps:
         cfg = replace(cfg, steps=args.steps)

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from .directions import ALPHAS, DIRECTION_METHODS, THRESHOLD_RULES
-from .unlearn import METHODS
+from .unlearn import METHODS, parse_overrides
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -130,11 +130,15 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     out = args.out.expanduser().resolve()
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise FileExistsError(f"{out} exists and is not empty; choose a new --out or pass --overwrite")
-    model = load_pretrained(args.model, revision=args.revision, device=_device(args.device))
-    feature = _feature(model, args.feature, n=args.n_collect, seed=args.seed, method=args.direction_method, rule=args.rule)
     overrides = {k: v for k, v in (("steps", args.steps), ("lr", args.lr), ("alpha", args.alpha),
                                    ("batch_size", args.batch_size), ("anchor", args.anchor)) if v is not None}
     overrides.update(seed=args.seed, device=args.device)
+    extra = parse_overrides(args.set)  # checked before anything is loaded or trained
+    for name in extra.keys() & (overrides.keys() | {"method"}):
+        raise ValueError(f"--set {name}: {name} has its own option (--{name.replace('_', '-')}); give it there")
+    overrides.update(extra)
+    model = load_pretrained(args.model, revision=args.revision, device=_device(args.device))
+    feature = _feature(model, args.feature, n=args.n_collect, seed=args.seed, method=args.direction_method, rule=args.rule)
     # the model's own defaults (the faces'), or the paper's rule where the feature's oracle scores no image
     cfg = feature.default_config(model=args.model, method=args.method, **overrides)
     result = feature.unlearn(model, cfg, base_model=args.model)
@@ -201,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--anchor", type=float, default=None,
                    help="L2-SP weight toward the original weights (default: the oracle's, 0.01 for digit classes, else 0); '--batch-size 32 --anchor 0.05' "
                         "takes about half the time on the bundled DCGAN and removes less (benchmarks/README.md, trade-off trials)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="any other UnlearnConfig field, repeatable: e.g. --set linear_positives=false "
+                        "--set trainable=model.0,model.1 (see feature_unlearning.unlearn.UnlearnConfig)")
     p.add_argument("--n-eval", type=int, default=2000, help="fresh samples for the before/after numbers in the card (0: skip)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--push-to", default=None, metavar="REPO_ID", help="also upload the result to this Hub repo")

@@ -114,6 +114,55 @@ class UnlearnConfig:
         return cls(**{**settings, **overrides})
 
 
+def parse_overrides(items) -> dict:
+    """:class:`UnlearnConfig` fields from ``"FIELD=VALUE"`` texts (the ``--set`` of the command line and the
+    benchmarks), each value read as its field's type: ``steps=200``, ``lr=1e-3``, ``linear_positives=false``,
+    ``trainable=model.0,model.1`` or ``trainable=[]``, ``search_offsets=[1.5,2.5]``, ``margin=none``.
+    Raises ``ValueError`` naming the text at fault; the values themselves are checked by ``UnlearnConfig``."""
+    import json
+    from dataclasses import fields
+
+    defaults = {f.name: f.default for f in fields(UnlearnConfig)}
+    out: dict = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name, text = name.strip(), text.strip()
+        if not sep or not name:
+            raise ValueError(f"--set wants FIELD=VALUE, got {item!r}")
+        if name not in defaults:
+            raise ValueError(f"--set {name}: not an UnlearnConfig field (fields: {', '.join(defaults)})")
+        default = defaults[name]
+        try:
+            if text.lower() in ("none", "null"):
+                if default is not None:
+                    raise ValueError("this field cannot be none")
+                value = None
+            elif isinstance(default, bool):  # before int: bool is an int
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError("say true or false")
+                value = text.lower() in ("true", "1")
+            elif isinstance(default, tuple):
+                parts = json.loads(text) if text.startswith("[") else [p for p in text.split(",") if p.strip()]
+                value = tuple(_json_or_text(p) if isinstance(p, str) else p for p in parts)
+            elif default is None:  # margin, anchor (numbers) or device (a name)
+                value = _json_or_text(text)
+            else:
+                value = type(default)(text)
+        except ValueError as err:
+            raise ValueError(f"--set {item}: {err}") from None
+        out[name] = value
+    return out
+
+
+def _json_or_text(text: str):
+    import json
+
+    try:
+        return json.loads(text.strip())
+    except ValueError:
+        return text.strip()
+
+
 @dataclass
 class History:
     """What :func:`unlearn` measured while training (one entry per ``log_every`` steps)."""

@@ -62,10 +62,12 @@ def test_unlearn_from_a_selection_file(tmp_path, classifier):
     sel.write_text(json.dumps({"seed": 4, "n": 200, "indices": eights}))
     out = tmp_path / "no-clicked"
     assert main(["unlearn", "--model", "mnist-dcgan", "--feature", str(sel), "--out", str(out), "--steps", "5",
-                 "--n-eval", "0", "--batch-size", "8", "--anchor", "0.05"]) == 0
+                 "--n-eval", "0", "--batch-size", "8", "--anchor", "0.05", "--set", "linear_positives=true",
+                 "--set", "search_offsets=1.0,2.0"]) == 0
     assert isinstance(fu.load_pretrained(str(out)), type(base))
     card = (out / "README.md").read_text()  # the card's config table is the config the run used
     assert "| batch_size | 8 |" in card and "| anchor | 0.05 |" in card
+    assert "| linear_positives | True |" in card and "| search_offsets | `(1.0, 2.0)` |" in card
 
 
 @pytest.mark.parametrize(
@@ -74,6 +76,9 @@ def test_unlearn_from_a_selection_file(tmp_path, classifier):
         (["unlearn", "--model", "mnist-dcgann", "--feature", "thick"], "unknown model"),
         (["unlearn", "--model", "mnist-dcgan", "--feature", "bangs"], "unknown feature"),
         (["direction", "--model", "mnist-dcgan", "--feature", "missing.json"], "no selection file"),
+        (["unlearn", "--model", "mnist-dcgan", "--feature", "thick", "--set", "linear_positives=maybe"], "say true or false"),
+        (["unlearn", "--model", "mnist-dcgan", "--feature", "thick", "--set", "stepz=3"], "not an UnlearnConfig field"),
+        (["unlearn", "--model", "mnist-dcgan", "--feature", "thick", "--steps", "4", "--set", "steps=3"], "own option"),
     ],
 )
 def test_bad_input_is_a_clear_error(tmp_path, capsys, argv, message):

@@ -423,3 +423,19 @@ def test_ema_returns_the_averaged_weights(tiny_dcgan):
     assert drift(frozen) < 1e-3 * drift(raw)
     with pytest.raises(ValueError, match="ema"):
         UnlearnConfig(ema=1.0)
+
+
+def test_parse_overrides_reads_each_value_as_its_fields_type():
+    from feature_unlearning.unlearn import parse_overrides
+
+    got = parse_overrides(["steps=200", "lr=1e-3", "linear_positives=false", "trainable=model.0,model.1",
+                           "search_offsets=[1.5, 2.5]", "margin=none", "anchor=0.01", "lr_schedule=constant"])
+    assert got == {"steps": 200, "lr": 1e-3, "linear_positives": False, "trainable": ("model.0", "model.1"),
+                   "search_offsets": (1.5, 2.5), "margin": None, "anchor": 0.01, "lr_schedule": "constant"}
+    assert parse_overrides(["trainable=[]"]) == {"trainable": ()}
+    UnlearnConfig(**got)  # a valid config
+    for bad, message in [("steps", "FIELD=VALUE"), ("stepz=3", "not an UnlearnConfig field"),
+                         ("steps=2.5", "steps=2.5"), ("linear_positives=maybe", "true or false"),
+                         ("lr=none", "cannot be none")]:
+        with pytest.raises(ValueError, match=message):
+            parse_overrides([bad])
