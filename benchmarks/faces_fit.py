@@ -118,7 +118,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=300, help="with --direct")
     ap.add_argument("--lr", type=float, default=5e-4, help="with --direct")
     args = ap.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     if args.direct:
         direct(tuple(args.faces), args.steps, args.lr)
     else:

@@ -134,8 +134,9 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
                                    ("batch_size", args.batch_size), ("anchor", args.anchor)) if v is not None}
     overrides.update(seed=args.seed, device=args.device)
     extra = parse_overrides(args.set)  # checked before anything is loaded or trained
-    for name in extra.keys() & (overrides.keys() | {"method"}):
-        raise ValueError(f"--set {name}: {name} has its own option (--{name.replace('_', '-')}); give it there")
+    clash = sorted(extra.keys() & (overrides.keys() | {"method"}))
+    if clash:
+        raise ValueError(f"--set {clash[0]}: it has its own option (--{clash[0].replace('_', '-')}); give it there")
     overrides.update(extra)
     model = load_pretrained(args.model, revision=args.revision, device=_device(args.device))
     feature = _feature(model, args.feature, n=args.n_collect, seed=args.seed, method=args.direction_method, rule=args.rule)

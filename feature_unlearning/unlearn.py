@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Callable
 
 import torch
@@ -119,9 +120,6 @@ def parse_overrides(items) -> dict:
     benchmarks), each value read as its field's type: ``steps=200``, ``lr=1e-3``, ``linear_positives=false``,
     ``trainable=model.0,model.1`` or ``trainable=[]``, ``search_offsets=[1.5,2.5]``, ``margin=none``.
     Raises ``ValueError`` naming the text at fault; the values themselves are checked by ``UnlearnConfig``."""
-    import json
-    from dataclasses import fields
-
     defaults = {f.name: f.default for f in fields(UnlearnConfig)}
     out: dict = {}
     for item in items:
@@ -155,8 +153,6 @@ def parse_overrides(items) -> dict:
 
 
 def _json_or_text(text: str):
-    import json
-
     try:
         return json.loads(text.strip())
     except ValueError:
