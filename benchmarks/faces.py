@@ -329,6 +329,20 @@ def oracle_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages: dict) -> dict:
     return out
 
 
+def load_faces(encoder: Path = ENCODER_DIR) -> tuple:
+    """What every face measurement starts from: ``(gen, enc, lab, pages, z_lab, x_lab, z_clk, x_clk)``, the face
+    generator, the encoder (``enc.folder`` set), the hand labels and the click pages, and the latents and images of
+    both sets of faces."""
+    torch.manual_seed(0)
+    gen = load_digiface_generator()
+    enc = hub.load_folder(encoder).eval()
+    enc.folder = encoder
+    lab, pages = load_labels(), load_labels(DATA / "digiface_click_pages.json")
+    z_lab = gen.sample_latent(lab["n"], seed=lab["seed"], device="cpu")
+    z_clk = gen.sample_latent(pages["n"], seed=pages["seed"], device="cpu")
+    return gen, enc, lab, pages, z_lab, render(gen, z_lab).cpu(), z_clk, render(gen, z_clk).cpu()
+
+
 def config_key(feat: str, cfg: UnlearnConfig, after: torch.Tensor) -> str:
     """What a by-eye count is tied to: the feature, the config and the pictures themselves (``after``, the
     labelled faces the run drew, as the 8-bit images of the grids), so a count never outlives its run (a new
@@ -601,16 +615,7 @@ def main(argv=None) -> None:
         overrides = parse_overrides(args.set)
     except ValueError as err:
         ap.error(str(err))
-    torch.manual_seed(0)
-    gen = load_digiface_generator()
-    enc = hub.load_folder(args.encoder).eval()
-    enc.folder = args.encoder
-    lab = load_labels()
-    pages = load_labels(DATA / "digiface_click_pages.json")
-    z_lab = gen.sample_latent(lab["n"], seed=lab["seed"], device="cpu")
-    x_lab = render(gen, z_lab).cpu()
-    z_clk = gen.sample_latent(pages["n"], seed=pages["seed"], device="cpu")
-    x_clk = render(gen, z_clk).cpu()
+    gen, enc, lab, pages, z_lab, x_lab, z_clk, x_clk = load_faces(args.encoder)
     json_path = args.out.with_suffix(".json")
     result = json.loads(json_path.read_text()) if json_path.exists() else {}
     command = f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} python -m benchmarks.faces " + " ".join(argv if argv is not None else sys.argv[1:])

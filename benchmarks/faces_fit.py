@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from feature_unlearning import hub, metrics
+from feature_unlearning import metrics
 from feature_unlearning.feature import Feature
 from feature_unlearning.models.base import render
 from feature_unlearning.unlearn import (UnlearnConfig, find_targets, l1_per_sample, parse_overrides, target_margin,
@@ -43,13 +43,7 @@ def eye_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def setup():
     """The face model, the labelled faces, the glasses feature of the recipe and the labelled faces' targets."""
-    torch.manual_seed(0)
-    gen = F.load_digiface_generator()
-    enc = hub.load_folder(F.ENCODER_DIR).eval()
-    lab, pages = F.load_labels(), F.load_labels(F.DATA / "digiface_click_pages.json")
-    z_lab = gen.sample_latent(lab["n"], seed=lab["seed"], device="cpu")
-    z_clk = gen.sample_latent(pages["n"], seed=pages["seed"], device="cpu")
-    x_lab, x_clk = render(gen, z_lab).cpu(), render(gen, z_clk).cpu()
+    gen, enc, lab, _, z_lab, x_lab, z_clk, x_clk = F.load_faces()
     clicks = json.loads((F.DATA / F.FEATURES["glasses"]).read_text())
     probe = Feature.from_selection(z_clk, x_clk, clicks["indices"], feature_extractor=enc, name="glasses").oracle
     feature = Feature.from_oracle(gen, probe, n=F.FACE_FEATURE["n_direction"], seed=11, rule=F.FACE_FEATURE["rule"])

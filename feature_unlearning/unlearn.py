@@ -139,9 +139,11 @@ def parse_overrides(items) -> dict:
                 if text.lower() not in ("true", "false", "1", "0"):
                     raise ValueError("say true or false")
                 value = text.lower() in ("true", "1")
-            elif isinstance(default, tuple):
-                parts = json.loads(text) if text.startswith("[") else [p for p in text.split(",") if p.strip()]
-                value = tuple(_json_or_text(p) if isinstance(p, str) else p for p in parts)
+            elif isinstance(default, tuple):  # a JSON list, or items separated by commas
+                if text.startswith("["):
+                    value = tuple(json.loads(text))
+                else:
+                    value = tuple(_json_or_text(p) for p in text.split(",") if p.strip())
             elif default is None:  # margin, anchor (numbers) or device (a name)
                 value = _json_or_text(text)
             else:
