@@ -126,6 +126,10 @@ class Shots:
 
 def _tile_centre(page, index: int, nrow: int = 8, cell: int = 120) -> tuple[float, float]:
     page.locator("#sample-grid img").scroll_into_view_if_needed()
+    # after a click the grid's image is replaced; until the new one has loaded its natural size reads 0
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#sample-grid img'); return i && i.complete && i.naturalWidth > 0; }"
+    )
     box = page.locator("#sample-grid img").bounding_box()
     natural = page.evaluate(
         "() => { const i = document.querySelector('#sample-grid img'); return [i.naturalWidth, i.naturalHeight]; }"
@@ -183,8 +187,9 @@ def test_clicking_through_the_whole_flow(page, tmp_path):
     _wait_text(page, "#feature-status", "Unmarked sample 11")
     assert "2 with the feature" in page.locator("#counts").inner_text()
     assert _framed(page, [1, 11, 21]) == [1, 21]
+    spots = {i: _tile_centre(page, i) for i in (5, 6, 7)}  # the grid keeps its size while it re-renders
     for i in (5, 6, 6, 7):  # quick clicks, without waiting for the page: none is lost
-        page.mouse.click(*_tile_centre(page, i))
+        page.mouse.click(*spots[i])
     _wait_text(page, "#counts", "4 with the feature")
     _wait_text(page, "#feature-status", "Marked sample 7")
     assert _framed(page, [1, 5, 6, 7, 21]) == [1, 5, 7, 21]
