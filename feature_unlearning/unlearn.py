@@ -354,9 +354,11 @@ def target_anchor(cfg: UnlearnConfig, oracle: Oracle | None) -> float:
 
 def oracle_hinge(oracle: Oracle, images: torch.Tensor, margin: float) -> torch.Tensor:
     """Per image, how far the oracle's score is above ``threshold - margin``, in units of the margin
-    (0 once an image is clearly free of the feature): ``(N, C, H, W)`` -> ``(N,)``."""
+    (0 once an image is clearly free of the feature): ``(N, C, H, W)`` -> ``(N,)``. The score is the oracle's
+    ``hinge_scores`` where it has one (:meth:`Oracle.hinge_scores`), else ``scores``."""
     unit = margin if margin > 0 else 1.0
-    return torch.relu((oracle.scores(images) - (oracle.threshold - margin)) / unit)
+    score = getattr(oracle, "hinge_scores", oracle.scores)
+    return torch.relu((score(images) - (oracle.threshold - margin)) / unit)
 
 
 # ---------------------------------------------------------------------------- sampling and targets

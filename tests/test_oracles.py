@@ -7,10 +7,12 @@ from feature_unlearning.oracles import (
     Collection,
     DigitClass,
     LinearProbe,
+    Oracle,
     Selection,
     StrokeThickness,
     collect,
     get_oracle,
+    remove_isolated_pixels,
     stroke_width,
 )
 
@@ -31,6 +33,25 @@ def test_stroke_width_is_differentiable():
     x = _bar(3).requires_grad_(True)
     stroke_width(x).sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_a_lone_dot_lowers_the_stroke_width_but_not_the_hinges_score():
+    """The exploit the hinge's score closes: dots away from the stroke thin nothing, yet lower the plain measure."""
+    oracle = StrokeThickness(threshold=3.0)
+    bar = _bar(4)
+    dotted = bar.clone()
+    for r, c in ((26, 3), (26, 24), (2, 3)):
+        dotted[0, 0, r, c] = 1.0
+    assert oracle.scores(dotted) < oracle.scores(bar) - 0.1  # what the student found: below the 0.1 px margin
+    assert torch.equal(remove_isolated_pixels(dotted), remove_isolated_pixels(bar))
+    assert torch.allclose(oracle.hinge_scores(dotted), oracle.scores(bar))
+    # strokes, even 1 px wide, are kept exactly; every other oracle's hinge reads its plain score
+    thin = _bar(1)
+    assert torch.equal(remove_isolated_pixels(thin), thin)
+    x = _bar(3).requires_grad_(True)
+    oracle.hinge_scores(x).sum().backward()
+    assert x.grad.abs().sum() > 0
+    assert DigitClass.hinge_scores is LinearProbe.hinge_scores is Oracle.hinge_scores
 
 
 def test_thick_oracle_uses_the_calibrated_cut():

@@ -439,3 +439,25 @@ def test_parse_overrides_reads_each_value_as_its_fields_type():
                          ("lr=none", "cannot be none")]:
         with pytest.raises(ValueError, match=message):
             parse_overrides([bad])
+
+
+def test_the_hinge_reads_the_oracles_hinge_scores():
+    """The hinge pushes down ``hinge_scores`` (StrokeThickness: isolated pixels removed), else ``scores``."""
+    from types import SimpleNamespace
+
+    from feature_unlearning.oracles import Oracle
+    from feature_unlearning.unlearn import oracle_hinge
+
+    class Fooled(Oracle):
+        threshold = 0.0
+
+        def scores(self, images):
+            return images.flatten(1).mean(1) + 5.0  # clearly the feature
+
+        def hinge_scores(self, images):
+            return images.flatten(1).mean(1) - 5.0  # clearly not
+
+    x = torch.zeros(2, 1, 4, 4)
+    assert torch.equal(oracle_hinge(Fooled(), x, 1.0), torch.zeros(2))
+    duck = SimpleNamespace(threshold=0.0, scores=lambda images: images.flatten(1).mean(1) + 5.0)  # no hinge_scores
+    assert torch.allclose(oracle_hinge(duck, x, 1.0), torch.full((2,), 6.0))
