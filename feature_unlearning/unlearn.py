@@ -83,7 +83,9 @@ class UnlearnConfig:
     # --- run ---
     seed: int = 0
     device: str | None = None  # None: the model's device
-    mixed_precision: bool = False  # bfloat16 autocast, CUDA only
+    # bfloat16 autocast of the networks (the losses stay float32), on CUDA or the CPU; on a CPU it pays only with native
+    # bfloat16 instructions (AVX512-BF16, AMX): 1.3-1.45x on such a one (benchmarks/README.md); emulated, slower, elsewhere
+    mixed_precision: bool = False
     log_every: int = 10
 
     def __post_init__(self) -> None:
@@ -713,7 +715,7 @@ def unlearn(
         oracle = oracle.to(device)  # a copy when it has to move: the caller's oracle stays where it is
     margin = target_margin(cfg, oracle)
     anchor = target_anchor(cfg, oracle)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.mixed_precision and device.type == "cuda")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.mixed_precision)
 
     last_good = _Snapshot(params)
     start_weights = _Snapshot(params) if anchor > 0 else None

@@ -461,3 +461,20 @@ def test_the_hinge_reads_the_oracles_hinge_scores():
     assert torch.equal(oracle_hinge(Fooled(), x, 1.0), torch.zeros(2))
     duck = SimpleNamespace(threshold=0.0, scores=lambda images: images.flatten(1).mean(1) + 5.0)  # no hinge_scores
     assert torch.allclose(oracle_hinge(duck, x, 1.0), torch.full((2,), 6.0))
+
+
+def test_mixed_precision_runs_the_networks_in_bfloat16_on_the_cpu_too(tiny_dcgan):
+    """``mixed_precision`` is bfloat16 autocast on the model's device, the CPU included (not silently ignored)."""
+    d = torch.nn.functional.normalize(torch.randn(tiny_dcgan.latent_dim), dim=0)
+    runs, autocast_seen = {}, {}
+    for mp in (False, True):
+        seen = autocast_seen[mp] = []  # the hook travels with the deep copies into the teacher and the student
+        hook = tiny_dcgan.register_forward_hook(lambda m, i, out, seen=seen: seen.append(torch.is_autocast_enabled("cpu")))
+        try:
+            runs[mp] = unlearn(tiny_dcgan, d, 0.0, UnlearnConfig.paper(steps=3, batch_size=8, mixed_precision=mp))[0]
+        finally:
+            hook.remove()
+    assert autocast_seen[True] and all(autocast_seen[True]) and not any(autocast_seen[False])
+    plain, mixed = ([p for p in m.parameters()] for m in (runs[False], runs[True]))
+    assert all(torch.isfinite(p).all() for p in mixed) and all(p.dtype == torch.float32 for p in mixed)
+    assert any(not torch.equal(a, b) for a, b in zip(plain, mixed))
