@@ -301,8 +301,9 @@ def test_bad_settings_are_refused_and_toasts_do_not_pile_up(page):
     page.get_by_text("Mark by number").click()
     box = page.locator("#marks textarea")
     box.wait_for(state="visible")
-    # the accordion renders its contents when first opened, and the box then takes its value from the page: typed
-    # while it mounts, "5-2" was reset to "" before the click in CI ("0 samples marked."); let it settle first
+    # in CI the click twice carried an empty box ("0 samples marked."); probably the accordion's contents mount when
+    # it first opens and the box then takes its value from the page, resetting text typed in that instant (not
+    # proven): let it settle, and check the box before clicking
     page.wait_for_timeout(500)
     box.fill("5-2")
     box.press("Tab")  # as for the settings above: the value is committed before the click
