@@ -26,6 +26,7 @@ three of the standard scale weights renormalised (the paper's five scales need >
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
@@ -83,8 +84,9 @@ class UnlearnConfig:
     # --- run ---
     seed: int = 0
     device: str | None = None  # None: the model's device
-    # bfloat16 autocast of the networks (the losses stay float32), on CUDA or the CPU; on a CPU it pays only with native
-    # bfloat16 instructions (AVX512-BF16, AMX): 1.3-1.45x on such a one (benchmarks/README.md); emulated, slower, elsewhere
+    # bfloat16 autocast of the networks (the losses stay float32), on CUDA or the CPU; on a CPU it pays only with
+    # native bfloat16 instructions (AVX512-BF16, AMX): 1.3-1.45x on such a one (benchmarks/README.md); emulated, slower,
+    # elsewhere
     mixed_precision: bool = False
     log_every: int = 10
 
@@ -715,7 +717,8 @@ def unlearn(
         oracle = oracle.to(device)  # a copy when it has to move: the caller's oracle stays where it is
     margin = target_margin(cfg, oracle)
     anchor = target_anchor(cfg, oracle)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.mixed_precision)
+    # built only when asked for: torch.autocast refuses a device type it does not know even when disabled
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if cfg.mixed_precision else contextlib.nullcontext()
 
     last_good = _Snapshot(params)
     start_weights = _Snapshot(params) if anchor > 0 else None

@@ -442,7 +442,7 @@ def test_parse_overrides_reads_each_value_as_its_fields_type():
 
 
 def test_the_hinge_reads_the_oracles_hinge_scores():
-    """The hinge pushes down ``hinge_scores`` (StrokeThickness: isolated pixels removed), else ``scores``."""
+    """The hinge pushes down ``hinge_scores`` (StrokeThickness: specks of up to three pixels removed), else ``scores``."""
     from types import SimpleNamespace
 
     from feature_unlearning.oracles import Oracle
@@ -469,7 +469,9 @@ def test_mixed_precision_runs_the_networks_in_bfloat16_on_the_cpu_too(tiny_dcgan
     runs, autocast_seen = {}, {}
     for mp in (False, True):
         seen = autocast_seen[mp] = []  # the hook travels with the deep copies into the teacher and the student
-        hook = tiny_dcgan.register_forward_hook(lambda m, i, out, seen=seen: seen.append(torch.is_autocast_enabled("cpu")))
+        hook = tiny_dcgan.register_forward_hook(
+            lambda m, i, out, seen=seen: seen.append(torch.is_autocast_enabled("cpu"))
+        )
         try:
             runs[mp] = unlearn(tiny_dcgan, d, 0.0, UnlearnConfig.paper(steps=3, batch_size=8, mixed_precision=mp))[0]
         finally:
