@@ -33,21 +33,25 @@ from feature_unlearning.unlearn import (UnlearnConfig, find_targets, l1_per_samp
 from . import faces as F
 
 EYES = slice(14, 40)
+#: the rows of the 64-px faces where each feature is drawn: the eye band for glasses, the top of the head for hats
+REGION = {"glasses": EYES, "hat": slice(0, 32)}
 #: the labelled glasses faces whose frames the default run (trial V) leaves, counted by eye (faces_by_eye.json)
 LEFT_FRAMED = (0, 7, 8, 31, 53, 66, 94, 104, 153, 165, 179, 210, 222, 235, 255, 272, 274)
 
 
-def eye_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a[:, :, EYES] - b[:, :, EYES]).abs().mean(dim=(1, 2, 3))
+def eye_l1(a: torch.Tensor, b: torch.Tensor, rows: slice = EYES) -> torch.Tensor:
+    return (a[:, :, rows] - b[:, :, rows]).abs().mean(dim=(1, 2, 3))
 
 
-def setup():
-    """The face model, the labelled faces, the glasses feature of the recipe and the labelled faces' targets."""
-    gen, enc, lab, _, z_lab, x_lab, z_clk, x_clk = F.load_faces()
-    clicks = json.loads((F.DATA / F.FEATURES["glasses"]).read_text())
-    probe = Feature.from_selection(z_clk, x_clk, clicks["indices"], feature_extractor=enc, name="glasses").oracle
+def setup(feat: str = "glasses", loaded: tuple | None = None):
+    """The face model, the labelled faces, the ``feat`` feature of the recipe and the targets of the labelled faces
+    that have it: ``(gen, feature, z_lab, x_lab, pos, neg, targets)``. ``loaded``: what ``faces.load_faces()``
+    returned, if already at hand."""
+    gen, enc, lab, _, z_lab, x_lab, z_clk, x_clk = loaded or F.load_faces()
+    clicks = json.loads((F.DATA / F.FEATURES[feat]).read_text())
+    probe = Feature.from_selection(z_clk, x_clk, clicks["indices"], feature_extractor=enc, name=feat).oracle
     feature = Feature.from_oracle(gen, probe, n=F.FACE_FEATURE["n_direction"], seed=11, rule=F.FACE_FEATURE["rule"])
-    keep, y = F.known(lab["labels"]["glasses"])
+    keep, y = F.known(lab["labels"][feat])
     pos, neg = (keep & y).nonzero().squeeze(1), keep & ~y
     cfg = UnlearnConfig(**F.FACE_CONFIG)
     with torch.no_grad():
