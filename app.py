@@ -423,7 +423,9 @@ def verdict(report: dict) -> str:
 
 def gpu_seconds(steps: int, batch_size: int = 64) -> int:
     """ZeroGPU seconds to ask for an unlearning run of ``steps``: 20 s to start plus 0.1 s a step, within
-    [30, 600]. A generous guess, not yet measured on a ZeroGPU (a shorter request queues sooner)."""
+    [30, 600]. A generous guess, not measured on a ZeroGPU (a shorter request queues sooner): on a whole H200 a face
+    step of 64 took 11.6 ms and a process's first run 17 s (benchmarks/results/faces.md, "On a GPU"); the app's
+    previews, a slice of a shared GPU and the model's loading come on top."""
     return int(min(600, max(30, 20 + 0.1 * steps * max(1, batch_size / 64))))
 
 
