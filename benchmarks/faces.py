@@ -68,8 +68,9 @@ FACE_FEATURE: dict = dict(direction="probe-labelled",
 #: The unlearning settings used for faces (UnlearnConfig fields that differ from the defaults): the best of the
 #: trials in TRIALS below (trial AA, 500 steps of 64 at lr 3e-4, cosine; before it trial V, 480 steps of 16), which
 #: still misses the removal target (see faces.md). Only the first two blocks of the generator (4 and 8 px) are
-#: fine-tuned: the glasses go as well as with every layer, in about half the time. They live in the registry (``ModelEntry.unlearn_defaults`` and
-#: ``clicks_direction`` of ``digiface-dcgan64``), so that the app, the CLI, the examples and notebook 07 use them too.
+#: fine-tuned: the glasses go as well as with every layer, in about half the time. They live in the registry
+#: (``ModelEntry.unlearn_defaults`` and ``clicks_direction`` of ``digiface-dcgan64``), so that the app, the CLI, the
+#: examples and notebook 07 use them too.
 FACE_CONFIG: dict = hub.unlearn_defaults("digiface-dcgan64")
 
 #: Glasses trials (one CPU thread each, on the 2 shared cores; load average in the column), each
@@ -472,9 +473,9 @@ def step_flops(feature: Feature, gen, cfg: UnlearnConfig) -> float:
 
 
 def gpu_text(flops: float, seconds_per_step: float) -> str:
-    return (f"One unlearning step of the face recipe costs {flops / 1e9:.0f} GFLOP (counted by `torch.utils.flop_counter` "
-            f"over 3 steps; {seconds_per_step:.2f} s a step here). Measured on one NVIDIA H200 (torch 2.11.0+cu130, 16 CPU "
-            "cores; `python -m benchmarks.faces_sweep --device cuda`, 2026-11-30): the face recipe's 500 steps of 64 "
+    return (f"One unlearning step of the face recipe costs {flops / 1e9:.0f} GFLOP (counted by "
+            f"`torch.utils.flop_counter` over 3 steps; {seconds_per_step:.2f} s a step here). Measured on one NVIDIA "
+            "H200 (torch 2.11.0+cu130, 16 CPU cores; `python -m benchmarks.faces_sweep --device cuda`, 2026-11-30): the face recipe's 500 steps of 64 "
             "(trial AA's settings) trained in 5.8 s, 11.6 ms a step with the target search; its variants in 5.2-8.5 s "
             "(17 s for the first run of a process, which pays CUDA's start-up); 2,000 steps of 64 in 31 s; the old 480 "
             "steps of 16 in 4.6 s. The step is bound by kernel launches and the Python loop, not by arithmetic (a step "
@@ -551,7 +552,8 @@ def write_md(result: dict, path: Path) -> None:
     for feat, r in result.get("unlearn", {}).items():
         eye = by_eye.get(feat, {})
         gone = f"{eye['gone'] / eye['of']:.0%} by eye" if eye.get("key") == r["key"] else "not judged by eye"
-        met = eye.get("key") == r["key"] and eye["gone"] >= 0.9 * eye["of"] and r["ssim_neg"] >= 0.9 and QUIET_SECONDS <= 300
+        met = (eye.get("key") == r["key"] and eye["gone"] >= 0.9 * eye["of"] and r["ssim_neg"] >= 0.9
+               and QUIET_SECONDS <= 300)
         lines.append(f"- unlearning {feat}: gone {gone} (target >= 90%), SSIM {r['ssim_neg']:.2f} (target >= 0.90), "
                      f"one whole run {QUIET_SECONDS:.0f} s on two quiet cores (target <= 300 s; `benchmarks.faces_time`, "
                      f"below; this run's {r['steps']} steps took {r['seconds']:.0f} s on one thread of cores shared with "

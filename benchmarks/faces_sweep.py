@@ -127,8 +127,8 @@ def sweep_table(path: Path = RESULTS) -> str:
     for line in path.read_text().splitlines():
         row = json.loads(line)
         last[row["trial"]] = row
-    lines = ["| round | trial | feature | settings (over trial V: 480 steps of 16, lr 1.5e-4 constant) | fit | SSIM without "
-             "| s training |", "|---|---|---|---|---|---|---|"]
+    lines = ["| round | trial | feature | settings (over trial V: 480 steps of 16, lr 1.5e-4 constant) | fit "
+             "| SSIM without | s training |", "|---|---|---|---|---|---|---|"]
     for name, r in last.items():
         lines.append(f"| {r.get('round', '')} | {name} | {r['feature']} | {describe(name)} | {r['fit_mean']:.3f} "
                      f"| {r['ssim_without']:.3f} | {r['train_s']:.1f} |")
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg_fields = {**V_CONFIG, **fields, "device": args.device, "log_every": 1}
         cfg_fields["steps"] = max(2, int(round(cfg_fields["steps"] * args.scale)))
         every = max(1, cfg_fields["steps"] // 6)
-        clock = {"eval": 0.0, "pool_fit": None}
+        clock = {"eval": 0.0}
         pool_state: dict = {}
 
         def report(step: int, info: dict) -> None:
@@ -188,7 +188,8 @@ def main(argv: list[str] | None = None) -> None:
                    "train_s": round(info["elapsed"] - clock["eval"], 2)}
             if "z" in pool_state:  # the pool's own fit: the first 64 of its latents
                 zp, tp, xp = pool_state["z"][:64], pool_state["targets"], pool_state["images"]
-                row["pool_fit"] = round((eye_l1(render(info["model"], zp).cpu(), tp, rows) / eye_l1(xp, tp, rows)).mean().item(), 4)
+                fit = eye_l1(render(info["model"], zp).cpu(), tp, rows) / eye_l1(xp, tp, rows)
+                row["pool_fit"] = round(fit.mean().item(), 4)
             print(json.dumps(row), flush=True)
             log.write(json.dumps(row) + "\n")
             log.flush()
