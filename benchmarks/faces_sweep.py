@@ -98,7 +98,20 @@ TRIALS.update({  # round 3: around the best of round 2
     "hat-b64-500-3e-4-cos-far": ("plain", {**_R3, "search_offsets": (2.5, 3.5, 4.5)}, {"feat": "hat"}),
     "hat-clamp-1.0-b64-500-3e-4-cos": ("clamp", _R3, {"o": 1.0, "feat": "hat"}),
 })
-ROUNDS = {"1": list(TRIALS)[:11], "2": list(TRIALS)[11:_N2], "3": list(TRIALS)[_N2:]}
+_N3 = len(TRIALS)
+TRIALS.update({  # round 4: fewer steps of 64 (a CPU's time), at higher learning rates
+    "b64-250-6e-4-cos": ("plain", {**_R3, "steps": 250, "lr": 6e-4}, {}),
+    "b64-250-8e-4-cos": ("plain", {**_R3, "steps": 250, "lr": 8e-4}, {}),
+    "b64-300-4e-4-cos": ("plain", {**_R3, "steps": 300, "lr": 4e-4}, {}),
+    "b64-300-5e-4-cos": ("plain", {**_R3, "steps": 300, "lr": 5e-4}, {}),
+    "b64-300-6e-4-cos": ("plain", {**_R3, "steps": 300, "lr": 6e-4}, {}),
+    "b64-350-4e-4-cos": ("plain", {**_R3, "steps": 350, "lr": 4e-4}, {}),
+    "b64-350-5e-4-cos": ("plain", {**_R3, "steps": 350, "lr": 5e-4}, {}),
+    "b48-400-4e-4-cos": ("plain", {**_R3, "batch_size": 48, "steps": 400, "lr": 4e-4}, {}),
+    "b64-300-4e-4-cos-alpha3": ("plain", {**_R3, "steps": 300, "lr": 4e-4, "alpha": 3.0}, {}),
+    "b64-500-3e-4-cos-again": ("plain", _R3, {}),
+})
+ROUNDS = {"1": list(TRIALS)[:11], "2": list(TRIALS)[11:_N2], "3": list(TRIALS)[_N2:_N3], "4": list(TRIALS)[_N3:]}
 
 
 RESULTS = F.RESULTS / "faces_sweep.jsonl"
