@@ -175,7 +175,7 @@ load average 1.5 before (another job had just ended): AMD EPYC (AVX-512), 2 core
 19.6 s, unlearning 234.0 s, **total 253.7 s** (the 5-minute target is met on this machine). The previous recipe (trial
 V, 480 steps of 16; `--set steps=480 --set batch_size=16 --set lr=1.5e-4 --set lr_schedule=constant`) on the same
 machine right after: 17.7 s + 62.5 s = 80.2 s; the new one takes 3.2 times as long on two threads (1.8 times on one
-thread shared with another job: 451 s against 246 s in notebook 07). On the slower 2-core EPYC of earlier sessions
+thread shared with another job: 451 s against 246 s, in two runs of notebook 07). On the slower 2-core EPYC of earlier sessions
 the previous recipe took 185.9 s (2026-11-30 15:00 UTC); the new one was not timed there and may pass 5 minutes.
 With the live preview, as the app runs it (`session.unlearn_stream` with 16 preview faces, the loss plot drawn at
 every report; a scratch script, 2026-11-30 22:34 UTC, same machine): 268.1 s of unlearning, 19.5 s for the feature.
