@@ -168,12 +168,12 @@ bright caps). "s training" excludes the checkpoints; the first trial of each rou
 
 #: The 5-minute target is about a quiet machine, which the runs above did not have: ``python -m benchmarks.faces_time``
 #: measured it (it prints one line; copied here with its date and load).
-QUIET_SECONDS = 253.7  # the total of the run below
+QUIET_SECONDS = 253.7  # the total of the run below (faces_time)
 APP_SECONDS = 305.2  # the app's 500 steps, below
-QUIET_RUN = """`python -m benchmarks.faces_time` (the glasses clicks, the registry's face recipe: the direction of 5,000
+QUIET_RUN = f"""`python -m benchmarks.faces_time` (the glasses clicks, the registry's face recipe: the direction of 5,000
 probe-labelled faces, 500 steps of 64 on the first two blocks; the encoder's mirror features), 2026-11-30 22:02 UTC,
 load average 1.5 before (another job had just ended): AMD EPYC (AVX-512), 2 cores; torch 2.14.1 (2 threads): feature
-19.6 s, unlearning 234.0 s, **total 253.7 s** (the 5-minute target is met on this machine). The previous recipe (trial
+19.6 s, unlearning 234.0 s, **total {QUIET_SECONDS} s** (the 5-minute target is met on this machine). The previous recipe (trial
 V, 480 steps of 16; `--set steps=480 --set batch_size=16 --set lr=1.5e-4 --set lr_schedule=constant`) on the same
 machine right after: 17.7 s + 62.5 s = 80.2 s; the new one takes 3.2 times as long on two threads (1.8 times on one
 thread shared with another job: 451 s against 246 s, in two runs of notebook 07). On the slower 2-core EPYC of earlier sessions
@@ -181,7 +181,7 @@ the previous recipe took 185.9 s (2026-11-30 15:00 UTC); the new one was not tim
 With the live preview, as the app runs it (`session.unlearn_stream` with 16 preview faces, the loss plot drawn at
 every report; a scratch script, 2026-11-30 22:34 UTC, same machine): 268.1 s of unlearning, 19.5 s for the feature.
 In the app itself, driven by Chromium on the same two cores (3 faces clicked on the first page; a scratch browser
-test): **305.2 s** for the 500 steps, so the whole run, direction included, takes about 5.4 minutes there: the
+test): **{APP_SECONDS} s** for the 500 steps, so the whole run, direction included, takes about 5.4 minutes there: the
 5-minute target is missed in the app on this machine when the browser shares its two cores."""
 
 

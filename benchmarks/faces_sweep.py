@@ -37,6 +37,7 @@ from feature_unlearning.unlearn import UnlearnConfig, find_targets, target_margi
 
 from . import faces as F
 from .faces_fit import REGION, eye_l1, setup
+from .train_encoder import to_uint8
 
 U = importlib.import_module("feature_unlearning.unlearn")  # the module (the package exports the function by that name)
 
@@ -146,10 +147,6 @@ def sweep_table(path: Path = RESULTS) -> str:
         lines.append(f"| {r.get('round', '')} | {name} | {r['feature']} | {describe(name)} | {r['fit_mean']:.3f} "
                      f"| {r['ssim_without']:.3f} | {r['train_s']:.1f} |")
     return "\n".join(lines)
-
-
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
 def main(argv: list[str] | None = None) -> None:
