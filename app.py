@@ -50,7 +50,7 @@ from feature_unlearning.session import (
     unlearn_stream,
 )
 from feature_unlearning.unlearn import UnlearnConfig, UnlearningDiverged
-from feature_unlearning.utils import default_device
+from feature_unlearning.utils import ComputeThread, default_device
 
 log = logging.getLogger("feature_unlearning.app")
 
@@ -99,15 +99,16 @@ def _warn(message: str) -> str:
     return f"⚠ {message}"
 
 
-def _guard(n_outputs: int):
+def _guard(n_outputs: int, compute: ComputeThread | None = None):
     """Turn errors into a visible message: the status (first output) says what went wrong; the other
-    outputs keep their values. Expected mistakes raise ValueError with a readable text."""
+    outputs keep their values. Expected mistakes raise ValueError with a readable text. With ``compute``, the
+    handler runs on that thread when it is free (see :class:`~feature_unlearning.utils.ComputeThread`)."""
 
     def wrap(fn):
         @functools.wraps(fn)
         def inner(*args, **kwargs):
             try:
-                return fn(*args, **kwargs)
+                return compute.run(fn, *args, **kwargs) if compute is not None else fn(*args, **kwargs)
             except ValueError as err:
                 message = str(err)
             except Exception as err:  # never crash the page; the log has the traceback
@@ -462,9 +463,11 @@ class Settings:
     collect_n: int
     compare_n: int
     train_concurrency: int
+    compute: ComputeThread | None = None  # where handlers and training run (main() makes one; tests: none)
 
     @classmethod
-    def read(cls, *, default_model=None, page_size=32, collect_n=None, compare_n=None, train_concurrency=None):
+    def read(cls, *, default_model=None, page_size=32, collect_n=None, compare_n=None, train_concurrency=None,
+             compute=None):
         env = os.environ.get
         return cls(
             default_model=default_model or env("FEATURE_UNLEARNING_APP_MODEL") or DEFAULT_MODEL,
@@ -472,6 +475,7 @@ class Settings:
             collect_n=int(collect_n or env("FEATURE_UNLEARNING_APP_COLLECT_N") or 4000),
             compare_n=int(compare_n or env("FEATURE_UNLEARNING_APP_COMPARE_N") or 2000),
             train_concurrency=int(train_concurrency or env("FEATURE_UNLEARNING_APP_TRAIN_CONCURRENCY") or 1),
+            compute=compute,
         )
 
 
@@ -837,19 +841,19 @@ def _preview_picture(ws: Workspace, before, now, label: str):
     return _titled([("before", before), (label, now)], 84, nrow=8, highlight=ws.preview_marked)
 
 
-def run(ws, steps, lr, alpha, slider, request: gr.Request, *, line: RunLine):
+def run(ws, steps, lr, alpha, slider, request: gr.Request, *, line: RunLine, compute: ComputeThread | None = None):
     """Stream: (status, progress bar, loss plot, preview, run button, cancel button, live picture, then the
     compare section cleared)."""
     idle = (gr.update(interactive=True), gr.update(interactive=False))
     line.start(request.session_hash)
     started = time.perf_counter()
     try:
-        yield from _run(ws, steps, lr, alpha, slider, idle)
+        yield from _run(ws, steps, lr, alpha, slider, idle, compute)
     finally:
         line.finish(time.perf_counter() - started)
 
 
-def _run(ws, steps, lr, alpha, slider, idle):
+def _run(ws, steps, lr, alpha, slider, idle, compute=None):
     keep = (gr.skip(),) * len(_compare_cleared())
     try:
         ws = _need(ws)
@@ -869,7 +873,7 @@ def _run(ws, steps, lr, alpha, slider, idle):
            gr.update(interactive=False), gr.update(interactive=True), gr.skip(), *_compare_cleared())
     shown = -math.inf  # when the last progress update was sent: each costs the page a plot and two pictures
     try:
-        for p in ws.start_run(config, runner=_run_unlearning_gpu):
+        for p in ws.start_run(config, runner=_run_unlearning_gpu, compute=compute):
             if not (p.done or p.abandoned) and time.monotonic() - shown < UPDATE_EVERY_S:
                 continue  # the next report carries the whole curve; only the preview between is skipped
             shown = time.monotonic()
@@ -993,6 +997,7 @@ def push(ws, repo_id, token, private):
 
 def bind(demo: gr.Blocks, ui: SimpleNamespace, settings: Settings) -> None:
     """Connect the components to the handlers above."""
+    guard = functools.partial(_guard, compute=settings.compute)
     ws, page = ui.ws, ui.page
     compare_part = [ui.compare_status, ui.export_status, ui.before_pic, ui.after_pic, ui.diff_pic, ui.metrics,
                     ui.samples_pic, ui.download, ui.samples_status]
@@ -1004,7 +1009,7 @@ def bind(demo: gr.Blocks, ui: SimpleNamespace, settings: Settings) -> None:
 
     load_outputs = [ui.model_status, ui.terms, ws, page, ui.model_pick, ui.preset, ui.feature_status, ui.grid,
                     ui.counts, ui.marks_box, *stale]
-    load_fn = _guard(len(load_outputs))(functools.partial(load, page_size=settings.page_size))
+    load_fn = guard(len(load_outputs))(functools.partial(load, page_size=settings.page_size))
     load_in = [ui.model_pick, ui.model_path, ws]
     busy = {"show_progress": "minimal", "show_progress_on": [ui.model_status]}  # the grid stays while loading
     ui.load_btn.click(load_fn, load_in, load_outputs, api_name="load_model", **busy)
@@ -1015,7 +1020,7 @@ def bind(demo: gr.Blocks, ui: SimpleNamespace, settings: Settings) -> None:
     demo.load(load_fn, load_in, load_outputs, api_visibility="private")
 
     example_out = [ui.example_status, *load_outputs, ui.steps_in, ui.lr_in, ui.alpha_in]
-    example_fn = _guard(len(example_out))(functools.partial(open_example, page_size=settings.page_size))
+    example_fn = guard(len(example_out))(functools.partial(open_example, page_size=settings.page_size))
     example_in = [ui.example_pick, ws, ui.alpha_slider, ui.seed_in]
     ui.example_btn.click(example_fn, example_in, example_out, api_name="open_example",
                          show_progress="minimal", show_progress_on=[ui.example_status])
@@ -1023,27 +1028,27 @@ def bind(demo: gr.Blocks, ui: SimpleNamespace, settings: Settings) -> None:
                           show_progress="minimal", show_progress_on=[ui.example_status])
 
     ui.grid.select(
-        _guard(n_marks)(click), [ws, page], marks_out, api_visibility="private", show_progress="hidden",
+        guard(n_marks)(click), [ws, page], marks_out, api_visibility="private", show_progress="hidden",
         trigger_mode="multiple",  # a quick second click is queued, not dropped ...
         concurrency_limit=1, concurrency_id="marks",  # ... and handled after the first
     )
-    ui.marks_btn.click(_guard(n_marks)(set_marks), [ws, page, ui.marks_box], marks_out, api_name="set_marks")
-    ui.marks_box.submit(_guard(n_marks)(set_marks), [ws, page, ui.marks_box], marks_out, api_visibility="private")
+    ui.marks_btn.click(guard(n_marks)(set_marks), [ws, page, ui.marks_box], marks_out, api_name="set_marks")
+    ui.marks_box.submit(guard(n_marks)(set_marks), [ws, page, ui.marks_box], marks_out, api_visibility="private")
     for button, delta in ((ui.prev_btn, -1), (ui.next_btn, 1)):
-        button.click(_guard(n_marks)(functools.partial(turn_page, delta=delta)), [ws, page], marks_out,
+        button.click(guard(n_marks)(functools.partial(turn_page, delta=delta)), [ws, page], marks_out,
                      api_visibility="private")
-    ui.more_btn.click(_guard(n_marks)(more), [ws], marks_out, api_name="more_samples")
-    ui.clear_btn.click(_guard(n_marks)(clear), [ws, page], marks_out, api_name="clear_marks")
-    ui.preset.input(_guard(n_marks)(functools.partial(use_preset, collect_n=settings.collect_n)),
+    ui.more_btn.click(guard(n_marks)(more), [ws], marks_out, api_name="more_samples")
+    ui.clear_btn.click(guard(n_marks)(clear), [ws, page], marks_out, api_name="clear_marks")
+    ui.preset.input(guard(n_marks)(functools.partial(use_preset, collect_n=settings.collect_n)),
                     [ws, page, ui.preset], marks_out, api_name="use_preset")
 
     direction_out = [*stale[:5], *run_part, ui.live_caption, ui.steps_in, ui.lr_in, ui.alpha_in]
     ui.direction_btn.click(
-        _guard(len(direction_out))(functools.partial(find_direction, collect_n=settings.collect_n)),
+        guard(len(direction_out))(functools.partial(find_direction, collect_n=settings.collect_n)),
         [ws, ui.alpha_slider], direction_out, api_name="find_direction",
     )
     ui.alpha_slider.change(
-        _guard(3)(move), [ws, ui.alpha_slider], [ui.direction_status, ui.live_caption, ui.live], api_name="traverse",
+        guard(3)(move), [ws, ui.alpha_slider], [ui.direction_status, ui.live_caption, ui.live], api_name="traverse",
         show_progress="hidden", trigger_mode="always_last",  # while dragging: the newest value wins
     )
 
@@ -1055,7 +1060,7 @@ def bind(demo: gr.Blocks, ui: SimpleNamespace, settings: Settings) -> None:
         return queue_run(ws, request, line=line)
 
     def run_fn(ws, steps, lr, alpha, slider, request: gr.Request):
-        yield from run(ws, steps, lr, alpha, slider, request, line=line)
+        yield from run(ws, steps, lr, alpha, slider, request, line=line, compute=settings.compute)
 
     def leave_fn(request: gr.Request):
         line.leave(request.session_hash)
@@ -1073,17 +1078,17 @@ def bind(demo: gr.Blocks, ui: SimpleNamespace, settings: Settings) -> None:
     demo.unload(leave_fn)  # a page closed while its run waits no longer counts
 
     ui.compare_btn.click(
-        _guard(6)(functools.partial(compare, compare_n=settings.compare_n)), [ws, ui.seed_in],
+        guard(6)(functools.partial(compare, compare_n=settings.compare_n)), [ws, ui.seed_in],
         [ui.compare_status, ui.before_pic, ui.after_pic, ui.diff_pic, ui.metrics, ui.samples_pic],
         api_name="compare", concurrency_limit=2, concurrency_id="compare",
     )
     samples_out = [ui.samples_status, ui.seed_in, ui.samples_pic]
-    ui.samples_btn.click(_guard(3)(functools.partial(new_samples, step=1)), [ws, ui.seed_in], samples_out,
+    ui.samples_btn.click(guard(3)(functools.partial(new_samples, step=1)), [ws, ui.seed_in], samples_out,
                          api_name="new_samples", show_progress="hidden")
-    ui.seed_in.submit(_guard(3)(functools.partial(new_samples, step=0)), [ws, ui.seed_in], samples_out,
+    ui.seed_in.submit(guard(3)(functools.partial(new_samples, step=0)), [ws, ui.seed_in], samples_out,
                       api_visibility="private", show_progress="hidden")
-    ui.export_btn.click(_guard(2)(export), [ws], [ui.export_status, ui.download], api_name="export")
-    ui.push_btn.click(_guard(1)(push), [ws, ui.repo_in, ui.token_in, ui.private_in], [ui.push_status], api_name="push")
+    ui.export_btn.click(guard(2)(export), [ws], [ui.export_status, ui.download], api_name="export")
+    ui.push_btn.click(guard(1)(push), [ws, ui.repo_in, ui.token_in, ui.private_in], [ui.push_status], api_name="push")
 
 
 # ------------------------------------------------------------------------------------------- the UI
@@ -1096,11 +1101,13 @@ def build_demo(
     collect_n: int | None = None,
     compare_n: int | None = None,
     train_concurrency: int | None = None,
+    compute: ComputeThread | None = None,
 ) -> gr.Blocks:
     """The Blocks of the app. Arguments override the environment variables in the module docstring;
-    tests pass tiny values (a small ``collect_n`` and ``compare_n``)."""
+    tests pass tiny values (a small ``collect_n`` and ``compare_n``). ``compute``: the thread that handlers
+    and training run on (:func:`main` makes one); without it they run in Gradio's threads."""
     settings = Settings.read(default_model=default_model, page_size=page_size, collect_n=collect_n,
-                             compare_n=compare_n, train_concurrency=train_concurrency)
+                             compare_n=compare_n, train_concurrency=train_concurrency, compute=compute)
     ui = SimpleNamespace()
     with gr.Blocks(title="Feature unlearning", analytics_enabled=False, delete_cache=(3600, 7200)) as demo:
         ui.ws = gr.State(None, delete_callback=_close)  # this session's Workspace; its files go when it ends
@@ -1134,7 +1141,16 @@ def main() -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    launch(build_demo())
+    launch(build_demo(compute=_compute_thread(Settings.read())))
+
+
+def _compute_thread(settings: Settings) -> ComputeThread | None:
+    """A :class:`~feature_unlearning.utils.ComputeThread` for a CPU app with one run at a time (the default):
+    made before any torch work, it keeps the cores' OpenMP pool in one thread (a run in a Gradio thread was
+    30% slower for the digits). On a GPU, or with several runs at once (each needs its own thread), none."""
+    if default_device() != "cpu" or settings.train_concurrency != 1:
+        return None
+    return ComputeThread()
 
 
 if __name__ == "__main__":

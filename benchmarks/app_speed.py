@@ -1,9 +1,13 @@
 """How fast the app answers, as a user meets it: ``python -m benchmarks.app_speed``.
 
 Starts ``python app.py`` in a subprocess (analytics off, offline), measures the time until the page answers,
-then drives it with gradio_client: a new sample grid ("more samples"), labelling with a preset, the
-direction, a traversal update, and optionally one default unlearning run (``--unlearn``). Prints a table and
-writes benchmarks/results/app_speed.md with the machine.
+then drives it with gradio_client: a new sample grid ("more samples"), labelling (digits: with a preset; faces:
+samples 5 and 8 of the first page, which wear glasses, marked by number), the direction, a traversal update,
+and optionally one unlearning run with the model's default settings (``--unlearn``). Prints a table and writes
+benchmarks/results/app_speed.md (``--model digiface-dcgan64``: app_speed_faces.md) with the machine.
+
+    python -m benchmarks.app_speed --unlearn
+    python -m benchmarks.app_speed --model digiface-dcgan64 --unlearn --repeats 3
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=7871)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--unlearn", action="store_true", help="also time one unlearning run with the default steps")
+    parser.add_argument("--model", default="mnist-dcgan", choices=["mnist-dcgan", "digiface-dcgan64"])
     args = parser.parse_args(argv)
 
     from gradio_client import Client
@@ -65,17 +70,22 @@ def main(argv: list[str] | None = None) -> None:
         wait_ready(url)
         ready = time.perf_counter() - start
         client = Client(url, verbose=False, analytics_enabled=False)
-        client.predict(None, "mnist-dcgan", api_name="/load_model")
         rows = [("page ready after `python app.py`", ready)]
-        rows.append(("new sample grid (more samples)", timed(lambda: client.predict(api_name="/more_samples"), args.repeats)))
-        rows.append(("label with a preset (thick)", timed(lambda: client.predict("thick", api_name="/use_preset"), 1)))
+        rows.append((f"load {args.model}", timed(lambda: client.predict(None, args.model, api_name="/load_model"), 1)))
+        if args.model == "mnist-dcgan":
+            rows.append(("new sample grid (more samples)",
+                         timed(lambda: client.predict(api_name="/more_samples"), args.repeats)))
+            rows.append(("label with a preset (thick)", timed(lambda: client.predict("thick", api_name="/use_preset"), 1)))
+        else:  # the first page again (more samples adds pages), its two faces with glasses marked
+            rows.append(("mark samples 5 and 8 by number", timed(lambda: client.predict("5, 8", api_name="/set_marks"), 1)))
         rows.append(("direction (strips + histogram)", timed(lambda: client.predict(0, api_name="/find_direction"), 1)))
         rows.append(("traversal slider update", timed(lambda: client.predict(1.5, api_name="/traverse"), args.repeats)))
         if args.unlearn:
+            from feature_unlearning.hub import unlearn_defaults
             from feature_unlearning.unlearn import UnlearnConfig
 
-            d = UnlearnConfig()
-            rows.append((f"unlearning, default {d.steps} steps", timed(
+            d = UnlearnConfig(**unlearn_defaults(args.model))
+            rows.append((f"unlearning, default {d.steps} steps of {d.batch_size}", timed(
                 lambda: client.predict(d.steps, d.lr, d.alpha, 0, api_name="/unlearn"), 1)))  # 0: the slider
     finally:
         app.terminate()
@@ -83,9 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     table = "| step | seconds (median) |\n|---|---|\n" + "\n".join(f"| {name} | {s:.2f} |" for name, s in rows)
     cmd = "python -m benchmarks.app_speed " + " ".join(argv if argv is not None else sys.argv[1:])
     text = (f"# App speed\n\nCommand: `{cmd.strip()}`\n\nMachine: {machine_info()}\n\n"
-            f"Model `mnist-dcgan`; repeated steps: median of {args.repeats}.\n\n{table}\n")
+            f"Model `{args.model}`; repeated steps: median of {args.repeats}.\n\n{table}\n")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "app_speed.md").write_text(text)
+    (RESULTS / ("app_speed.md" if args.model == "mnist-dcgan" else "app_speed_faces.md")).write_text(text)
     print(text)
 
 

@@ -169,7 +169,7 @@ bright caps). "s training" excludes the checkpoints; the first trial of each rou
 #: The 5-minute target is about a quiet machine, which the runs above did not have: ``python -m benchmarks.faces_time``
 #: measured it (it prints one line; copied here with its date and load).
 QUIET_SECONDS = 253.7  # the total of the run below (faces_time)
-APP_SECONDS = 305.2  # the app's 500 steps, below
+APP_SECONDS = 307.3  # the app's 500 steps with Chromium on the same cores, below
 QUIET_RUN = f"""`python -m benchmarks.faces_time` (the glasses clicks, the registry's face recipe: the direction of 5,000
 probe-labelled faces, 500 steps of 64 on the first two blocks; the encoder's mirror features), 2026-11-30 22:02 UTC,
 load average 1.5 before (another job had just ended): AMD EPYC (AVX-512), 2 cores; torch 2.14.1 (2 threads): feature
@@ -181,8 +181,15 @@ the previous recipe took 185.9 s (2026-11-30 15:00 UTC); the new one was not tim
 With the live preview, as the app runs it (`session.unlearn_stream` with 16 preview faces, the loss plot drawn at
 every report; a scratch script, 2026-11-30 22:34 UTC, same machine): 268.1 s of unlearning, 19.5 s for the feature.
 In the app itself, driven by Chromium on the same two cores (3 faces clicked on the first page; a scratch browser
-test): **{APP_SECONDS} s** for the 500 steps, so the whole run, direction included, takes about 5.4 minutes there: the
-5-minute target is missed in the app on this machine when the browser shares its two cores."""
+test): 305.2 s for the 500 steps (2026-11-30 22:50 UTC). Again on 2026-12-01, 00:10-00:22 UTC, same machine, samples 5
+and 8 marked by number (scratch Playwright script against `python app.py`, one run each): **{APP_SECONDS} s** with the
+app's handlers and runs on one compute thread (`utils.ComputeThread`, benchmarks/README.md "One OpenMP pool"; direction
+25.3 s), 318.7 s with the code before it (direction 26.2 s); without a browser, driven by gradio_client
+(`python -m benchmarks.app_speed --model digiface-dcgan64 --unlearn --repeats 1`, `results/app_speed_faces.md`):
+262.5 s, 265.9 s before. So the whole run, direction included, takes about 5.5 minutes in the app when the browser
+shares the two cores (the 5-minute target is missed there) and 4.7 minutes when it does not. Headless Chromium used
+10-20% of a core while the face run streamed its progress (`top`); on a digit run, 30 s sampled, 16.5% of a core with
+the "full" progress overlay on the run's status and 9.1% with "minimal" (the overlay stays: it shows the queue)."""
 
 
 # ------------------------------------------------------------------------------------------ helpers

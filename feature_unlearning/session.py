@@ -31,6 +31,7 @@ from .models.base import render
 from .oracles import Oracle, get_oracle
 from .result import UnlearnResult
 from .unlearn import History, UnlearnConfig, UnlearningDiverged
+from .utils import ComputeThread
 
 LOSS_KEYS = ("loss", "recon", "unlearn", "percep")
 
@@ -307,7 +308,11 @@ class Workspace:
         return UnlearnConfig(**{**unlearn_defaults(self.model_name), **overrides})
 
     def start_run(
-        self, config: UnlearnConfig, *, runner: Callable[..., Iterator[UnlearnProgress]] | None = None
+        self,
+        config: UnlearnConfig,
+        *,
+        runner: Callable[..., Iterator[UnlearnProgress]] | None = None,
+        compute: ComputeThread | None = None,
     ) -> Iterator[UnlearnProgress]:
         """Unlearn the feature from a copy of the model, yielding progress; the last report is ``done`` and
         the run's :class:`~feature_unlearning.result.UnlearnResult` is then :attr:`result`.
@@ -315,13 +320,15 @@ class Workspace:
         :meth:`cancel` stops it at the next logged step, keeping the model so far. ``runner`` replaces
         :func:`unlearn_stream` by a function with its arguments ``(feature, model, config, preview_z=)`` that
         runs elsewhere (a ZeroGPU worker process): the stop event can't reach it, so a cancel closes its
-        stream instead, and the last report is ``abandoned`` (no model).
+        stream instead, and the last report is ``abandoned`` (no model). ``compute``: the thread to train on
+        (see :func:`unlearn_stream`).
         """
         feature = self._need_feature()
         self.stop.clear()
         self.result, self.example = None, None
         if runner is None:
-            stream = unlearn_stream(feature, self.model, config, preview_z=self.preview_z, stop=self.stop)
+            stream = unlearn_stream(feature, self.model, config, preview_z=self.preview_z, stop=self.stop,
+                                    compute=compute)
         else:
             stream = runner(feature, self.model, config, preview_z=self.preview_z)
         try:
@@ -480,8 +487,12 @@ def unlearn_stream(
     *,
     preview_z: torch.Tensor | None = None,
     stop: threading.Event | None = None,
+    compute: ComputeThread | None = None,
 ) -> Iterator[UnlearnProgress]:
     """Run ``feature.unlearn(model, config)`` in a thread and yield its progress every ``log_every`` steps.
+
+    The thread is ``compute`` when given (a server's :class:`~feature_unlearning.utils.ComputeThread`: the run
+    waits for the work queued there, then trains with all its cores), else a new one.
 
     Reports that pile up while the consumer is busy are merged (only the newest is yielded; the curves
     hold every logged step anyway). Setting ``stop``, or closing this generator, ends training at the next
@@ -509,8 +520,10 @@ def unlearn_stream(
         except BaseException as err:  # noqa: BLE001 - handed to the consumer, which raises it
             reports.put(err)
 
-    thread = threading.Thread(target=work, name="feature-unlearning", daemon=True)
-    thread.start()
+    if compute is not None:
+        compute.submit(work)
+    else:
+        threading.Thread(target=work, name="feature-unlearning", daemon=True).start()
     try:
         while True:
             item = reports.get()

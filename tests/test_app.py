@@ -479,6 +479,27 @@ def test_training_has_a_concurrency_limit(app):
     assert fn.concurrency_limit == 1 and fn.concurrency_id == "unlearn"
 
 
+def test_on_a_cpu_the_handlers_run_on_one_compute_thread_when_it_is_free(app, monkeypatch):
+    import threading
+
+    assert app._compute_thread(app.Settings.read(train_concurrency=2)) is None  # each run needs its own thread
+    monkeypatch.setattr(app, "default_device", lambda: "cuda")
+    assert app._compute_thread(app.Settings.read()) is None
+    monkeypatch.setattr(app, "default_device", lambda: "cpu")
+    compute = app._compute_thread(app.Settings.read())
+    try:
+        here = threading.get_ident()
+        handler = app._guard(1, compute)(lambda: threading.get_ident())
+        assert handler() not in (None, here)
+
+        def broken():
+            raise ValueError("no model loaded")
+
+        assert "no model loaded" in app._guard(1, compute)(broken)()  # still a message, not a crash
+    finally:
+        compute.close()
+
+
 def test_gpu_time_grows_with_the_steps_and_stays_bounded(app):
     seconds = [app.gpu_seconds(s) for s in (1, 300, 1000, 3000, 100_000)]
     assert seconds == sorted(seconds) and seconds[0] >= 30 and seconds[-1] <= 600

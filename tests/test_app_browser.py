@@ -49,10 +49,13 @@ def url():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    demo = app.build_demo(default_model=MODEL, collect_n=2000, compare_n=1000)
+    compute = app._compute_thread(app.Settings.read())  # as `python app.py` runs it (handlers on one thread)
+    demo = app.build_demo(default_model=MODEL, collect_n=2000, compare_n=1000, compute=compute)
     app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
+    if compute is not None:
+        compute.close()
 
 
 @pytest.fixture

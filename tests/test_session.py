@@ -154,6 +154,22 @@ def test_unlearn_stream_reports_progress_then_the_model(thick_workspace):
     assert torch.equal(fu.render(ws.model, z), ws.preview())  # ... and left the original alone
 
 
+def test_unlearn_stream_trains_on_the_compute_thread_when_given(thick_workspace, monkeypatch):
+    from feature_unlearning.utils import ComputeThread
+
+    ws = thick_workspace
+    where = []
+    unlearn = Feature.unlearn
+    monkeypatch.setattr(Feature, "unlearn", lambda *a, **k: where.append(threading.get_ident()) or unlearn(*a, **k))
+    compute = ComputeThread(threads=2)
+    try:
+        *_, last = unlearn_stream(ws.feature, ws.model, UnlearnConfig(steps=4, log_every=2), compute=compute)
+        assert last.done and last.model is not None
+        assert where == [compute.submit(threading.get_ident).result()]
+    finally:
+        compute.close()
+
+
 def test_unlearn_stream_stops_when_asked_or_abandoned(thick_workspace, wait_for_training_to_end):
     ws = thick_workspace
     stop = threading.Event()
