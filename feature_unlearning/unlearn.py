@@ -32,7 +32,7 @@ import functools
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Callable
 
 import torch
@@ -41,6 +41,7 @@ from torch import nn
 
 from .directions import project, translate
 from .oracles import Oracle
+from .utils import bfloat16_is_fast
 
 METHODS = ("oracle", "paper")
 LR_SCHEDULES = ("constant", "cosine")
@@ -85,9 +86,9 @@ class UnlearnConfig:
     seed: int = 0
     device: str | None = None  # None: the model's device
     # bfloat16 autocast of the networks (the losses stay float32), on CUDA or the CPU; on a CPU it pays only with
-    # native bfloat16 instructions (AVX512-BF16, AMX): 1.3-1.45x on such a one (benchmarks/README.md); emulated, slower,
-    # elsewhere
-    mixed_precision: bool = False
+    # native bfloat16 instructions (AVX512-BF16, AMX): 1.3-1.45x on such a one for digits, 1.5x for faces
+    # (benchmarks/README.md); emulated, slower, elsewhere. None: on where it is native (utils.bfloat16_is_fast)
+    mixed_precision: bool | None = False
     log_every: int = 10
 
     def __post_init__(self) -> None:
@@ -125,6 +126,7 @@ def parse_overrides(items) -> dict:
     ``trainable=model.0,model.1`` or ``trainable=[]``, ``search_offsets=[1.5,2.5]``, ``margin=none``.
     Raises ``ValueError`` naming the text at fault; the values themselves are checked by ``UnlearnConfig``."""
     defaults = {f.name: f.default for f in fields(UnlearnConfig)}
+    nullable = {f.name for f in fields(UnlearnConfig) if "None" in str(f.type)}
     out: dict = {}
     for item in items:
         name, sep, text = item.partition("=")
@@ -135,8 +137,8 @@ def parse_overrides(items) -> dict:
             raise ValueError(f"--set {name}: not an UnlearnConfig field (fields: {', '.join(defaults)})")
         default = defaults[name]
         try:
-            if text.lower() in ("none", "null"):
-                if default is not None:
+            if text.lower() in ("none", "null") or (text.lower() == "auto" and isinstance(default, bool)):
+                if name not in nullable:
                     raise ValueError("this field cannot be none")
                 value = None
             elif isinstance(default, bool):  # before int: bool is an int
@@ -717,6 +719,8 @@ def unlearn(
         oracle = oracle.to(device)  # a copy when it has to move: the caller's oracle stays where it is
     margin = target_margin(cfg, oracle)
     anchor = target_anchor(cfg, oracle)
+    if cfg.mixed_precision is None:  # the history records what ran
+        cfg = replace(cfg, mixed_precision=bfloat16_is_fast(device))
     # built only when asked for: torch.autocast refuses a device type it does not know even when disabled
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if cfg.mixed_precision else contextlib.nullcontext()
 

@@ -32,6 +32,21 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def bfloat16_is_fast(device: torch.device | str) -> bool:
+    """Whether bfloat16 maths runs natively on ``device``: a CUDA GPU that supports it, or an x86 CPU with
+    AVX512-BF16 or AMX (read from /proc/cpuinfo, so Linux only). Elsewhere it is emulated, and slower than float32."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
+
+
 def progress(iterable: Iterable[T], *, desc: str, total: int | None = None, disable: bool | None = None) -> Iterable[T]:
     """A tqdm progress bar, off when ``FEATURE_UNLEARNING_PROGRESS=0`` or ``disable=True``."""
     if disable is None:

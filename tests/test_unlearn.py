@@ -433,6 +433,7 @@ def test_parse_overrides_reads_each_value_as_its_fields_type():
     assert got == {"steps": 200, "lr": 1e-3, "linear_positives": False, "trainable": ("model.0", "model.1"),
                    "search_offsets": (1.5, 2.5), "margin": None, "anchor": 0.01, "lr_schedule": "constant"}
     assert parse_overrides(["trainable=[]"]) == {"trainable": ()}
+    assert parse_overrides(["mixed_precision=auto"]) == parse_overrides(["mixed_precision=none"]) == {"mixed_precision": None}
     UnlearnConfig(**got)  # a valid config
     for bad, message in [("steps", "FIELD=VALUE"), ("stepz=3", "not an UnlearnConfig field"),
                          ("steps=2.5", "steps=2.5"), ("linear_positives=maybe", "true or false"),
@@ -480,3 +481,31 @@ def test_mixed_precision_runs_the_networks_in_bfloat16_on_the_cpu_too(tiny_dcgan
     plain, mixed = ([p for p in m.parameters()] for m in (runs[False], runs[True]))
     assert all(torch.isfinite(p).all() for p in mixed) and all(p.dtype == torch.float32 for p in mixed)
     assert any(not torch.equal(a, b) for a, b in zip(plain, mixed))
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_mixed_precision_none_means_where_bfloat16_is_native_and_the_history_says_which(tiny_dcgan, monkeypatch, native):
+    import importlib
+
+    unlearn_module = importlib.import_module("feature_unlearning.unlearn")  # the package's `unlearn` is the function
+
+    asked = []
+    monkeypatch.setattr(unlearn_module, "bfloat16_is_fast", lambda device: asked.append(device) or native)
+    d = torch.nn.functional.normalize(torch.randn(tiny_dcgan.latent_dim), dim=0)
+    _, history = unlearn(tiny_dcgan, d, 0.0, UnlearnConfig.paper(steps=2, batch_size=8, mixed_precision=None))
+    assert asked == [torch.device("cpu")] and history.config["mixed_precision"] is native
+    _, history = unlearn(tiny_dcgan, d, 0.0, UnlearnConfig.paper(steps=2, batch_size=8, mixed_precision=False))
+    assert len(asked) == 1 and history.config["mixed_precision"] is False  # an explicit choice is not second-guessed
+
+
+def test_bfloat16_is_fast_reads_the_cpus_flags(monkeypatch, tmp_path):
+    from feature_unlearning import utils
+
+    assert utils.bfloat16_is_fast("meta") is False
+    cpuinfo = tmp_path / "cpuinfo"
+    real_path = utils.Path
+    monkeypatch.setattr(utils, "Path", lambda p: cpuinfo if p == "/proc/cpuinfo" else real_path(p))
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
+    assert utils.bfloat16_is_fast("cpu") is False
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
+    assert utils.bfloat16_is_fast("cpu") is True
