@@ -30,7 +30,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +66,8 @@ FACE_FEATURE: dict = dict(direction="probe-labelled",
                           rule=hub.REGISTRY["digiface-dcgan64"].clicks_direction["rule"])
 
 #: The unlearning settings used for faces (UnlearnConfig fields that differ from the defaults): the best of the
-#: trials in TRIALS below (trial AA, 500 steps of 64 at lr 3e-4, cosine; before it trial V, 480 steps of 16), which
+#: trials in TRIALS below (trial AA, 500 steps of 64 at lr 3e-4, cosine, in bfloat16 where that is native, trial AC;
+#: before it trial V, 480 steps of 16), which
 #: still misses the removal target (see faces.md). Only the first two blocks of the generator (4 and 8 px) are
 #: fine-tuned: the glasses go as well as with every layer, in about half the time. They live in the registry
 #: (``ModelEntry.unlearn_defaults`` and ``clicks_direction`` of ``digiface-dcgan64``), so that the app, the CLI, the
@@ -108,8 +109,9 @@ TRIALS = """| trial | fields | s (load) | SSIM without glasses | probe: labelled
 | Z | as V, `replay=0.25` with the replayed latents chosen by their distance to the target (the half of each batch's positives whose student image is furthest from its target in L1) instead of by the probe, which reads a faint frame as no glasses (a scratch patch of the loop, not in the library) | 296 (2.0) | 0.88 | | fit 0.406 against V's 0.475, the best of the screens; the 17 framed faces look as in V |
 | Z2 | as V, `linear_positives=false steps=2400 lr_schedule=cosine lr=3e-4` (five times the steps; `python -m benchmarks.faces_fit --set ...`) | 1428 (2.0) | 0.91 | | fit 0.40 at the end (0.53 at step 560, 0.45 at 1,360, 0.41 at 2,080: still falling, slowly); on the eye bands of V's 17 framed faces the frames of 7 and 274 are fainter, the others as in V: more steps alone do not take them off |
 | Z3 | as V, with an ignore band (a scratch patch of the loop, not in the library): latents the rule leaves negative but that score near the cut (probe score within B of `threshold - margin`, or projection within D below t) get no loss at all, so the reconstruction term no longer holds unflagged glasses in place (of the 43 labelled glasses faces the rule flags 39; 210, 217, 255 and 314 are left negative) | 168-171 (1.0-2.0) | 0.88 / 0.85 | | screens (`faces_fit`, 480 steps): B=2, D=0.3 (19% of each batch ignored) fit 0.441, SSIM 0.879; B=5, D=0.8 (45% ignored) 0.419, 0.853; V: 0.475, 0.892. Less than hard-example replay (Z) gains, at more SSIM: the unflagged glasses are not what holds the frames; not counted by eye, not adopted |
-| AA | as V, `batch_size=64 steps=500 lr=3e-4 lr_schedule=cosine` (chosen from 41 screens on an H200 GPU (10 more later), `python -m benchmarks.faces_sweep --device cuda`, table below; then the full benchmark here, files `results/trials/faces-AA-*`; the final run below repeats it pixel for pixel) | 478 (1.7) | **0.903** (unflagged 0.920, flagged 0.832) | 0% | counted on the eye bands: **33 of 43 gone** (V: 26); a faint frame stays on 0, 7, 31, 53, 94, 104, 179, 255, 272, 274, most of them V's too. Hats with the same fields: 16 of 32 gone (V: 18, counted by another session; 93, 186 and 317 are close calls either way), SSIM 0.81 (V 0.80). **Adopted** (the registry's face recipe): more glasses gone at a higher SSIM, in 2-3 times V's time (one CPU thread: 478 s against 233 s; two quiet threads: 254 s against 80 s, `benchmarks.faces_time`) |
+| AA | as V, `batch_size=64 steps=500 lr=3e-4 lr_schedule=cosine` (chosen from 41 screens on an H200 GPU (10 more later), `python -m benchmarks.faces_sweep --device cuda`, table below; then the full benchmark here, files `results/trials/faces-AA-*`; the float32 run of the recipe, repeated pixel for pixel by the final run of 2026-11-30; the runs below are now AC's, its bfloat16 twin) | 478 (1.7) | **0.903** (unflagged 0.920, flagged 0.832) | 0% | counted on the eye bands: **33 of 43 gone** (V: 26); a faint frame stays on 0, 7, 31, 53, 94, 104, 179, 255, 272, 274, most of them V's too. Hats with the same fields: 16 of 32 gone (V: 18, counted by another session; 93, 186 and 317 are close calls either way), SSIM 0.81 (V 0.80). **Adopted** (the registry's face recipe): more glasses gone at a higher SSIM, in 2-3 times V's time (one CPU thread: 478 s against 233 s; two quiet threads: 254 s against 80 s, `benchmarks.faces_time`) |
 | AB | as AA, `margin=2.0` (targets must score further below the probe's threshold: 31's and 104's targets, looked at, keep a faint frame that the probe accepts; `--set margin=2.0`, 2 threads, files `results/trials/faces-AB-glasses.*`) | 240 (2.0) | 0.896 | 0% | the eye bands, looked at face by face against AA's: the same 10 faces keep the same faint frames (31 and 104 too); lower SSIM; not adopted |
+| AC | as AA, `mixed_precision=true` (bfloat16 autocast of the networks on this CPU's AVX512-BF16; `--set mixed_precision=true`, one thread each for glasses and hats, files `results/trials/faces-AC-*`) | 273 (2.2); hats 270 | 0.903 (unflagged 0.921, flagged 0.832); hats 0.808 | 0% | the eye bands and hat grids side by side with AA's, the most different tiles enlarged: no face differs visibly (pixels: mean difference 0.1-0.27 of 255, at most 23), so the same 33 of 43 glasses and 16 of 32 hats gone, all features kept; 1.56x faster than AA on one thread (273 s against 425 s). **Adopted where bfloat16 is native** (`mixed_precision=None` in the registry: a GPU, or a CPU with AVX512-BF16 or AMX; elsewhere emulated and slower, so float32): the runs below are AC's |
 
 A-F: the clicked latents' direction, offsets (0.5, 1.5, 3, 5), load average 7-11. G-O: the direction of 5,000
 probe-labelled samples with the balanced threshold, offsets (1.5, 2.5, 3.5), oracle_weight=0, replay=0; batch 16
@@ -168,28 +170,29 @@ bright caps). "s training" excludes the checkpoints; the first trial of each rou
 
 #: The 5-minute target is about a quiet machine, which the runs above did not have: ``python -m benchmarks.faces_time``
 #: measured it (it prints one line; copied here with its date and load).
-QUIET_SECONDS = 253.7  # the total of the run below (faces_time)
-APP_SECONDS = 307.3  # the app's 500 steps with Chromium on the same cores, below
+QUIET_SECONDS = 168.6  # the total of the run below (faces_time; bfloat16, native on this CPU)
+APP_SECONDS = 179.4  # the app's 500 steps with Chromium on the same cores, below
 QUIET_RUN = f"""`python -m benchmarks.faces_time` (the glasses clicks, the registry's face recipe: the direction of 5,000
-probe-labelled faces, 500 steps of 64 on the first two blocks; the encoder's mirror features), 2026-11-30 22:02 UTC,
-load average 1.5 before (another job had just ended): AMD EPYC (AVX-512), 2 cores; torch 2.14.1 (2 threads): feature
-19.6 s, unlearning 234.0 s, **total {QUIET_SECONDS} s** (the 5-minute target is met on this machine). The previous recipe (trial
-V, 480 steps of 16; `--set steps=480 --set batch_size=16 --set lr=1.5e-4 --set lr_schedule=constant`) on the same
-machine right after: 17.7 s + 62.5 s = 80.2 s; the new one takes 3.2 times as long on two threads (1.8 times on one
-thread shared with another job: 451 s against 246 s, in two runs of notebook 07). On the slower 2-core EPYC of earlier sessions
-the previous recipe took 185.9 s (2026-11-30 15:00 UTC); the new one was not timed there and may pass 5 minutes.
-With the live preview, as the app runs it (`session.unlearn_stream` with 16 preview faces, the loss plot drawn at
-every report; a scratch script, 2026-11-30 22:34 UTC, same machine): 268.1 s of unlearning, 19.5 s for the feature.
-In the app itself, driven by Chromium on the same two cores (3 faces clicked on the first page; a scratch browser
-test): 305.2 s for the 500 steps (2026-11-30 22:50 UTC). Again on 2026-12-01, 00:10-00:22 UTC, same machine, samples 5
-and 8 marked by number (scratch Playwright script against `python app.py`, one run each): **{APP_SECONDS} s** with the
-app's handlers and runs on one compute thread (`utils.ComputeThread`, benchmarks/README.md "One OpenMP pool"; direction
-25.3 s), 318.7 s with the code before it (direction 26.2 s); without a browser, driven by gradio_client
-(`python -m benchmarks.app_speed --model digiface-dcgan64 --unlearn --repeats 1`, `results/app_speed_faces.md`):
-262.5 s, 265.9 s before. So the whole run, direction included, takes about 5.5 minutes in the app when the browser
-shares the two cores (the 5-minute target is missed there) and 4.7 minutes when it does not. Headless Chromium used
-10-20% of a core while the face run streamed its progress (`top`); on a digit run, 30 s sampled, 16.5% of a core with
-the "full" progress overlay on the run's status and 9.1% with "minimal" (the overlay stays: it shows the queue)."""
+probe-labelled faces, 500 steps of 64 on the first two blocks; the encoder's mirror features; bfloat16 where it is
+native, as on this CPU), 2026-12-01 00:34 UTC, quiet: AMD EPYC (AVX-512, AVX512-BF16), 2 cores; torch 2.14.1 (2
+threads): feature 18.3 s, unlearning 150.3 s, **total {QUIET_SECONDS} s** (the 5-minute target is met on this machine).
+In float32 (trial AA, the recipe on a CPU without native bfloat16), 2026-11-30 22:02 UTC, load average 1.5 before:
+feature 19.6 s, unlearning 234.0 s, total 253.7 s. The previous recipe (trial V, 480 steps of 16; `--set steps=480
+--set batch_size=16 --set lr=1.5e-4 --set lr_schedule=constant`) on the same machine right after that: 17.7 s + 62.5 s
+= 80.2 s; AA takes 3.2 times as long on two threads (1.8 times on one thread shared with another job: 451 s against
+246 s, in two runs of notebook 07). On the slower 2-core EPYC of earlier sessions the previous recipe
+took 185.9 s (2026-11-30 15:00 UTC); the new one was not timed there and may pass 5 minutes.
+In the app, float32: with the live preview, as the app runs it (`session.unlearn_stream` with 16 preview faces, the
+loss plot drawn at every report; a scratch script, 2026-11-30 22:34 UTC, same machine), 268.1 s of unlearning;
+driven by Chromium on the same two cores (a scratch browser test), 305.2 s for the 500 steps (2026-11-30 22:50 UTC);
+again on 2026-12-01, 00:10-00:22 UTC, samples 5 and 8 marked by number (scratch Playwright script against
+`python app.py`, one run each): 307.3 s with the app's handlers and runs on one compute thread (`utils.ComputeThread`,
+benchmarks/README.md "One OpenMP pool"; direction 25.3 s), 318.7 s with the code before it; without a browser, driven
+by gradio_client (`python -m benchmarks.app_speed --model digiface-dcgan64 --unlearn --repeats 1`,
+`results/app_speed_faces.md`), 262.5 s and 265.9 s before. With bfloat16 (the same script, 2026-12-01 00:38 UTC):
+**{APP_SECONDS} s** for the 500 steps with Chromium on the same cores (direction 24.0 s; the whole run about 3.4 minutes: the 5-minute target is met in the app on this machine). Headless Chromium used 10-20% of a core
+while the face run streamed its progress (`top`); on a digit run, 30 s sampled, 16.5% of a core with the "full"
+progress overlay on the run's status and 9.1% with "minimal" (the overlay stays: it shows the queue)."""
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -412,6 +415,7 @@ def unlearn_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages, feat: str, ov
     run = feature.unlearn(gen, cfg, progress_bar=True)
     student, hist = run.unlearned, run.history
     seconds = time.perf_counter() - t0
+    cfg = replace(cfg, mixed_precision=hist.config["mixed_precision"])  # what ran (None: bfloat16 where native)
     after = render(student, z_lab).cpu()
     res = {"config": {k: v for k, v in asdict(cfg).items() if k in {**FACE_CONFIG, **overrides} or k in ("steps", "batch_size", "lr")},
            "key": config_key(feat + direction, cfg, after), "direction": direction, "seconds": seconds,
