@@ -189,7 +189,7 @@ again on 2026-12-01, 00:10-00:22 UTC, samples 5 and 8 marked by number (scratch 
 `python app.py`, one run each): 307.3 s with the app's handlers and runs on one compute thread (`utils.ComputeThread`,
 benchmarks/README.md "One OpenMP pool"; direction 25.3 s), 318.7 s with the code before it; without a browser, driven
 by gradio_client (`python -m benchmarks.app_speed --model digiface-dcgan64 --unlearn --repeats 1`,
-`results/app_speed_faces.md`), 262.5 s and 265.9 s before. With bfloat16 (the same script, 2026-12-01 00:38 UTC):
+float32), 262.5 s and 265.9 s before. With bfloat16 (the same script, 2026-12-01 00:38 UTC; via gradio_client 164.0 s, `results/app_speed_faces.md`):
 **{APP_SECONDS} s** for the 500 steps with Chromium on the same cores (direction 24.0 s; the whole run about 3.4 minutes: the 5-minute target is met in the app on this machine). Headless Chromium used 10-20% of a core
 while the face run streamed its progress (`top`); on a digit run, 30 s sampled, 16.5% of a core with the "full"
 progress overlay on the run's status and 9.1% with "minimal" (the overlay stays: it shows the queue)."""

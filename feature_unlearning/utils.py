@@ -37,7 +37,7 @@ def bfloat16_is_fast(device: torch.device | str) -> bool:
     AVX512-BF16 or AMX (read from /proc/cpuinfo, so Linux only). Elsewhere it is emulated, and slower than float32."""
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)  # Ampere and up
     if device.type != "cpu":
         return False
     try:
