@@ -487,12 +487,15 @@ class RunLine:
 
     Server-wide counts, not per-user state: a person's own run lives in their Workspace. A session (by its
     Gradio session hash) is counted as waiting from Run until its run starts, or until its page closes
-    (``demo.unload`` calls :meth:`leave`), so a page closed while it waits no longer counts.
+    (``demo.unload`` calls :meth:`leave`), so a page closed while it waits no longer counts, its run does not
+    start when its turn comes, and a run whose page closes stops at its next logged step (nobody would see it).
     """
 
     def __init__(self, concurrency: int):
         self.concurrency, self.running = concurrency, 0
         self.waiting: set[str] = set()  # the sessions whose runs wait
+        self.gone: set[str] = set()  # the sessions whose pages closed
+        self.stops: dict[str, threading.Event] = {}  # the running sessions' stop events
         self.last_seconds: float | None = None  # how long the last run took
         self.lock = threading.Lock()
 
@@ -501,24 +504,37 @@ class RunLine:
         None if unknown)."""
         with self.lock:
             self.waiting.discard(key)
+            self.gone.discard(key)  # it pressed Run: its page is open
             ahead = max(0, self.running + len(self.waiting) - self.concurrency + 1)
             self.waiting.add(key)
         return ahead, (ahead * self.last_seconds if ahead and self.last_seconds else None)
 
-    def start(self, key: str) -> None:
+    def start(self, key: str, stop: threading.Event | None = None) -> bool:
+        """Session ``key``'s turn has come: False if its page closed meanwhile (then do not run; no
+        :meth:`finish`), else count it as running; ``stop`` is set if its page closes during the run."""
         with self.lock:
             self.waiting.discard(key)
+            if key in self.gone:
+                return False
             self.running += 1
+            if stop is not None:
+                self.stops[key] = stop
+            return True
 
-    def finish(self, seconds: float) -> None:
+    def finish(self, seconds: float, key: str | None = None) -> None:
         with self.lock:
             self.running = max(0, self.running - 1)
             self.last_seconds = seconds
+            self.stops.pop(key, None)
 
     def leave(self, key: str) -> None:
-        """Session ``key`` is gone (its page closed): its run will never start."""
+        """Session ``key`` is gone (its page closed): its waiting run will never start, its running one stops."""
         with self.lock:
             self.waiting.discard(key)
+            self.gone.add(key)
+            stop = self.stops.pop(key, None)
+        if stop is not None:
+            stop.set()
 
 
 
@@ -845,12 +861,15 @@ def run(ws, steps, lr, alpha, slider, request: gr.Request, *, line: RunLine, com
     """Stream: (status, progress bar, loss plot, preview, run button, cancel button, live picture, then the
     compare section cleared)."""
     idle = (gr.update(interactive=True), gr.update(interactive=False))
-    line.start(request.session_hash)
+    if not line.start(request.session_hash, ws.stop if ws is not None else None):
+        yield ("The page was closed before its turn: the run did not start.", gr.skip(), gr.skip(), gr.skip(), *idle,
+               gr.skip(), *(gr.skip(),) * len(_compare_cleared()))
+        return
     started = time.perf_counter()
     try:
         yield from _run(ws, steps, lr, alpha, slider, idle, compute)
     finally:
-        line.finish(time.perf_counter() - started)
+        line.finish(time.perf_counter() - started, request.session_hash)
 
 
 def _run(ws, steps, lr, alpha, slider, idle, compute=None):

@@ -429,6 +429,24 @@ def test_the_run_line_counts_who_goes_first(app):
     assert line.join("e") == (2, 120.0)
 
 
+def test_a_closed_page_never_starts_its_run_and_stops_the_one_it_runs(app):
+    import threading
+
+    line = app.RunLine(concurrency=1)
+    line.join("a")
+    line.join("b")
+    line.leave("b")  # b closed its page while waiting
+    stop_a, stop_b = threading.Event(), threading.Event()
+    assert line.start("a", stop_a) and not line.start("b", stop_b)  # b's turn comes: nothing to run
+    assert line.running == 1 and not stop_b.is_set()
+    line.leave("a")  # a closes its page while its run trains: the run is told to stop
+    assert stop_a.is_set()
+    line.finish(5.0, "a")
+    assert line.running == 0
+    line.join("b")  # b reloaded and pressed Run again: its page is open
+    assert line.start("b", stop_b)
+
+
 # ------------------------------------------------------------------------------ how it is built
 
 
