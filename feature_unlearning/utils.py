@@ -32,6 +32,15 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _cpuinfo(key: str) -> str | None:
+    """The value of the first ``key : value`` line of /proc/cpuinfo (Linux); None when there is none."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return None
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(key) and ":" in line), None)
+
+
 def bfloat16_is_fast(device: torch.device | str) -> bool:
     """Whether bfloat16 maths runs natively on ``device``: a CUDA GPU that supports it, or an x86 CPU with
     AVX512-BF16 or AMX (read from /proc/cpuinfo, so Linux only). Elsewhere it is emulated, and slower than float32."""
@@ -40,11 +49,7 @@ def bfloat16_is_fast(device: torch.device | str) -> bool:
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)  # Ampere and up
     if device.type != "cpu":
         return False
-    try:
-        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
+    return bool({"avx512_bf16", "amx_bf16"} & set((_cpuinfo("flags") or "").split()))
 
 
 def progress(iterable: Iterable[T], *, desc: str, total: int | None = None, disable: bool | None = None) -> Iterable[T]:
@@ -93,14 +98,7 @@ def machine_info() -> str:
     """One line naming this machine: CPU model and cores (or the GPU), torch version and threads."""
     import platform
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = _cpuinfo("model name") or platform.processor() or platform.machine()
     parts = [f"{cpu}, {os.cpu_count()} cores"]
     if torch.cuda.is_available():
         parts.append(f"GPU {torch.cuda.get_device_name(0)}")
