@@ -56,6 +56,9 @@ BY_EYE = RESULTS / "faces_by_eye.json"
 FEATURES = {"glasses": "digiface_clicks_glasses.json", "hat": "digiface_clicks_hats.json"}
 RED = (220, 30, 30)
 N_PSEUDO = 2000  # fresh samples the probe labels for the probe-labelled direction
+PAGE = 32  # faces a page of clicks, as the app shows them
+CLICK_PAGES = 3  # the pages of clicks every run uses unless told (issue 11: the glasses direction from <= 3 pages)
+PAGE_COUNTS = (1, 2, 3, 6, 9)  # the rows of the oracle table
 
 #: How the face runs make their feature: the click probe labels ``n_direction`` fresh samples (seed 11) and their
 #: mean difference is the direction, with the ``rule`` threshold (``Feature.from_oracle(model, probe, ...)``). The
@@ -309,9 +312,10 @@ def eye_band_pages(before: torch.Tensor, after: torch.Tensor, numbers: list, ste
 
 
 def label_grids(out: Path, *, clicks: bool) -> None:
-    """The numbered grids the hand labels were made on (36 faces a page; clicks: three pages of 32)."""
+    """The numbered grids the hand labels were made on (36 faces a page; clicks: the pages of 32)."""
     gen = load_digiface_generator()
-    seed, n, per, ncol = (7, 96, 32, 8) if clicks else (1000, load_labels()["n"], 36, 6)
+    seed, n, per, ncol = ((7, load_labels(DATA / "digiface_click_pages.json")["n"], PAGE, 8) if clicks
+                          else (1000, load_labels()["n"], 36, 6))
     images = render(gen, gen.sample_latent(n, seed=seed, device="cpu"))
     out.mkdir(parents=True, exist_ok=True)
     for p in range(0, n, per):
@@ -323,18 +327,27 @@ def label_grids(out: Path, *, clicks: bool) -> None:
 # ------------------------------------------------------------------------------------------ parts
 
 
+def click_selection(pages: dict, feat: str, n_pages: int = CLICK_PAGES) -> dict:
+    """The clicks of a user who marked ``feat`` on the first ``n_pages`` pages of 32 faces: the faces labelled
+    'yes' there, in the CLI's selection format ``{"seed", "n", "indices"}``. For three pages this is the committed
+    ``digiface_clicks_<feature>.json`` (a test checks it)."""
+    n = PAGE * n_pages
+    if n > pages["n"]:
+        raise ValueError(f"{n_pages} pages of clicks asked for; the click pages hold {pages['n'] // PAGE}")
+    return {"seed": pages["seed"], "n": n, "indices": [i for i, v in enumerate(pages["labels"][feat][:n]) if v == "yes"]}
+
+
 def oracle_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages: dict) -> dict:
-    """AUC on the hand-labelled faces of the latent direction and of the encoder probe, from 1-3 pages of clicks."""
+    """AUC on the hand-labelled faces of the latent direction and of the encoder probe, from 1-9 pages of clicks."""
     out = {}
     z_many = gen.sample_latent(N_PSEUDO, seed=11, device="cpu")
     x_many = render(gen, z_many).cpu()
-    for feat, fname in FEATURES.items():
-        clicks = json.loads((DATA / fname).read_text())
+    for feat in FEATURES:
         keep, y = known(lab["labels"][feat])
         rows = []
-        for n_pages in (1, 2, 3):
-            n = 32 * n_pages
-            sel = [i for i in clicks["indices"] if i < n]
+        for n_pages in (k for k in PAGE_COUNTS if PAGE * k <= pages["n"]):
+            n = PAGE * n_pages
+            sel = click_selection(pages, feat, n_pages)["indices"]
             row = {"pages": n_pages, "shown": n, "clicked": len(sel)}
             if len(sel) < 2:
                 rows.append(row)
@@ -354,7 +367,8 @@ def oracle_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages: dict) -> dict:
         out[feat] = {"n_pos": int(y[keep].sum()), "n_neg": int((~y[keep]).sum()), "n_unsure": int((~keep).sum()),
                      "rows": rows}
     # scoring speed of the probe (it runs on the student's images inside the unlearning loop)
-    probe = LinearProbe.fit(x_clk, Selection(json.loads((DATA / FEATURES["glasses"]).read_text())["indices"]).mask(96), enc)
+    probe = LinearProbe.fit(x_clk[:PAGE * CLICK_PAGES],
+                            Selection(click_selection(pages, "glasses")["indices"]).mask(PAGE * CLICK_PAGES), enc)
     x = x_lab[:64]
     for _ in range(2):
         probe.score_all(x)
@@ -402,16 +416,19 @@ def config_key(feat: str, cfg: UnlearnConfig, after: torch.Tensor) -> str:
 
 
 def unlearn_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages, feat: str, overrides: dict, direction: str,
-                 rule: str = "mean", n_direction: int = N_PSEUDO) -> dict:
-    clicks = json.loads((DATA / FEATURES[feat]).read_text())
+                 rule: str = "mean", n_direction: int = N_PSEUDO, n_pages: int = CLICK_PAGES) -> dict:
+    clicks = click_selection(pages, feat, n_pages)
+    n = clicks["n"]
     t0 = time.perf_counter()
-    feature = Feature.from_selection(z_clk, x_clk, clicks["indices"], feature_extractor=enc, name=feat, rule=rule)
+    feature = Feature.from_selection(z_clk[:n], x_clk[:n], clicks["indices"], feature_extractor=enc, name=feat, rule=rule)
     if direction == "probe-labelled":  # the direction of fresh samples labelled by the click probe
         feature = Feature.from_oracle(gen, feature.oracle, n=n_direction, seed=11, rule=rule)
         direction = f"probe-labelled n={n_direction}"
     feature_seconds = time.perf_counter() - t0
     if rule != "mean":
         direction += f" rule={rule}"
+    if n_pages != CLICK_PAGES:  # (the three pages' runs keep the keys their by-eye counts were entered under)
+        direction += f", clicks from {n_pages} pages"
     cfg = UnlearnConfig(**{**FACE_CONFIG, **overrides})
     t0 = time.perf_counter()
     run = feature.unlearn(gen, cfg, progress_bar=True)
@@ -421,7 +438,8 @@ def unlearn_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages, feat: str, ov
     after = render(student, z_lab).cpu()
     res = {"config": {k: v for k, v in asdict(cfg).items() if k in {**FACE_CONFIG, **overrides} or k in ("steps", "batch_size", "lr")},
            "key": config_key(feat + direction, cfg, after), "direction": direction, "seconds": seconds,
-           "feature_seconds": feature_seconds, "threshold": feature.threshold, "threads": torch.get_num_threads(), "steps": cfg.steps}
+           "feature_seconds": feature_seconds, "threshold": feature.threshold, "threads": torch.get_num_threads(), "steps": cfg.steps,
+           "pages": n_pages, "clicked": len(clicks["indices"])}
 
     keep, y = known(lab["labels"][feat])
     pos, neg = keep & y, keep & ~y
@@ -449,8 +467,8 @@ def unlearn_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages, feat: str, ov
     for other in ("glasses", "hat", "open_mouth"):
         if other == feat:
             continue
-        k_clk, y_clk = known(pages["labels"][other])
-        idx = torch.arange(len(x_clk))[k_clk]
+        k_clk, y_clk = known(pages["labels"][other][:PAGE * CLICK_PAGES])  # the same three pages for every run
+        idx = torch.arange(len(k_clk))[k_clk]
         probe = LinearProbe.fit(x_clk[idx], y_clk[idx], enc)
         k2, y2 = known(lab["labels"][other])
         b, a = probe.score_all(x_lab) >= 0, probe.score_all(after) >= 0
@@ -564,7 +582,7 @@ def write_md(result: dict, path: Path) -> None:
     lines += ["## Against the targets of issue 11", ""]
     if "oracle" in result:
         for feat in FEATURES:
-            r3 = result["oracle"][feat]["rows"][-1]
+            r3 = next(r for r in result["oracle"][feat]["rows"] if r["pages"] == CLICK_PAGES)
             best = max(r3.get("auc_probe", 0), r3.get("auc_latent_probe_labelled", 0))
             aucs = (f"latent direction of the clicks {fmt(r3.get('auc_latent'))}, encoder probe {fmt(r3.get('auc_probe'))}, "
                     f"direction of probe-labelled samples {fmt(r3.get('auc_latent_probe_labelled'))}")
@@ -592,6 +610,7 @@ def write_md(result: dict, path: Path) -> None:
         eye = by_eye.get(feat, {})
         eye_ok = eye.get("key") == r["key"]
         lines += [f"## Unlearning {feat}", "",
+                  f"Clicks: {r.get('clicked', '?')} faces marked on {r.get('pages', CLICK_PAGES)} pages of {PAGE}. "
                   f"{feature_call(r)}.unlearn(model, UnlearnConfig(**{r['config']}))`, "
                   f"{r['steps']} steps: **{r['seconds']:.0f} s** ({r['threads']} threads; load average "
                   f"{', '.join(f'{v:.1f}' for v in r.get('load', []))})"
@@ -657,8 +676,10 @@ def main(argv=None) -> None:
                     help="with --direction probe-labelled: how many fresh samples the probe labels")
     ap.add_argument("--rule", choices=list(directions.THRESHOLD_RULES), default=FACE_FEATURE["rule"],
                     help="the threshold rule of the feature (Feature.from_*(rule=...))")
+    ap.add_argument("--pages", type=int, default=CLICK_PAGES,
+                    help=f"pages of 32 click faces the probe is fitted on (1-9; default {CLICK_PAGES})")
     ap.add_argument("--label-grids", type=Path, metavar="DIR")
-    ap.add_argument("--clicks", action="store_true", help="with --label-grids: the three click pages")
+    ap.add_argument("--clicks", action="store_true", help="with --label-grids: the click pages")
     ap.add_argument("--encoder", type=Path, default=ENCODER_DIR, help="encoder folder (default: the bundled one)")
     ap.add_argument("--out", type=Path, default=RESULTS / "faces.md")
     ap.add_argument("--report-only", action="store_true", help="rewrite the report from its JSON (e.g. after the by-eye counts)")
@@ -688,7 +709,7 @@ def main(argv=None) -> None:
         result.setdefault("unlearn", {})
         for feat in args.features:
             result["unlearn"][feat] = unlearn_part(gen, enc, lab, z_lab, x_lab, z_clk, x_clk, pages, feat, overrides,
-                                                  args.direction, args.rule, args.n_direction)
+                                                  args.direction, args.rule, args.n_direction, args.pages)
             result["unlearn"][feat].update(command=command, load=os.getloadavg())
             print(feat, json.dumps({k: v for k, v in result["unlearn"][feat].items() if k != "history"}, indent=1))
     json_path.write_text(json.dumps(result, indent=1, default=str))

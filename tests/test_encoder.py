@@ -149,5 +149,5 @@ def test_clicks_match_their_pages_and_differ_from_the_held_out_seed():
     for fname, key in (("digiface_clicks_glasses.json", "glasses"), ("digiface_clicks_hats.json", "hat")):
         clicks = json.loads((DATA / fname).read_text())
         assert set(clicks) == {"seed", "n", "indices"}  # the CLI's selection format
-        assert (clicks["seed"], clicks["n"]) == (pages["seed"], pages["n"]) and clicks["n"] <= 3 * 32
-        assert clicks["indices"] == [i for i, v in enumerate(pages["labels"][key]) if v == "yes"]
+        assert clicks["seed"] == pages["seed"] and clicks["n"] == 3 * 32 <= pages["n"]  # three pages of 32
+        assert clicks["indices"] == [i for i, v in enumerate(pages["labels"][key][: clicks["n"]]) if v == "yes"]
