@@ -200,6 +200,10 @@ def test_marks_by_number_frame_the_samples_and_define_the_feature(client):
 
     status, *_ = client.predict(0, api_name="/find_direction")
     assert status.startswith("✓ Direction found from your marks on 32 samples"), status
+    assert "Tip: 4 marked is few for a probe" in status  # the digits' probe sits on the bundled classifier
+    client.predict("0-21", api_name="/set_marks")
+    status, *_ = client.predict(0, api_name="/find_direction")
+    assert status.startswith("✓ Direction found from your marks on 32 samples") and "Tip" not in status, status
 
     # a second page keeps the marks of the first; marks are numbered across pages
     status, grid, counts, marks, *_ = client.predict(api_name="/more_samples")
@@ -347,6 +351,7 @@ def test_face_clicks_become_a_probe_on_the_bundled_face_encoder(client):
     status, note, (steps, lr, alpha) = out[0], out[4], out[-3:]
     assert status.startswith("✓ Direction found from your marks on 32 samples: a probe learnt from them labelled "
                              "5000 fresh samples"), status
+    assert "Tip: 4 marked is few for a probe" in status and "**More samples**" in status
     assert "a judge that scores every image" in note and "paper's rule" not in note
     assert (steps, lr, alpha) == (500, 3e-4, 2.0)  # the face model's own defaults (benchmarks/faces.py)
 
@@ -367,6 +372,7 @@ def test_faces_unlearn_from_clicks_by_the_papers_rule_and_say_so(client, monkeyp
     out = client.predict(0, api_name="/find_direction")
     status, note, alpha = out[0], out[4], out[-1]
     assert status.startswith("✓ Direction found from your marks on 32 samples"), status
+    assert "Tip:" not in status  # no probe here, so no advice about one
     assert "by the paper's rule" in note and "no count of the feature" in note and alpha == 1.0
     status, *_ = client.predict(2, 3e-4, alpha, 0, api_name="/unlearn")
     assert status.startswith("✓ Unlearned in 2 steps by the paper's rule"), status
