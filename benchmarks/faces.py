@@ -174,9 +174,22 @@ The probe's AUC on the labelled faces grows with the pages of clicks (0.77 / 0.9
 so does the direction's (0.81 with 3 pages, 0.92 with 9); the hats removed follow (16 -> 24 of 32) at a slightly
 higher SSIM (0.81 -> 0.83). The 8 that stay are not missed by the probe: their targets, the first offset the probe
 accepts, still wear a faded cap, and the probe accepts the student's faded caps too. Moving the targets further
-(AK, AJ) takes the caps off the targets but the student follows only partly, and every face pays in SSIM. A probe
-that is not fooled by a faded cap (more positives, or hard negatives from the student's own faded caps) is the next
-thing to try."""
+(AK, AJ) takes the caps off the targets but the student follows only partly, and every face pays in SSIM. 
+Probes that would see a faded remnant, tried as diagnostics on 2026-12-01 (scripts not kept in the repository; each
+probe fitted on the click pages, then asked whether it flags the faces of the labelled set that AG's student (hats)
+and AC's (glasses) still draw with a remnant, counted by eye, against those it drew clean):
+- a second round of clicks, on the student's own images of the click pages (labelled by eye without the originals, as
+  a user would see them): hats, 1 of 288 still wears one (the round-1 student removed nearly every hat it had been
+  shown), so the round adds nothing; glasses, 7 of 96 keep a frame (3 clearly), and a probe fitted on both rounds has
+  AUC 0.76 instead of 0.92 and flags none of the 10 faint frames;
+- faded positives made by blending each clicked hat face with its own face moved 3.5 past the threshold (50%, or 40
+  and 60%, or 30, 50 and 70%; the moved faces as negatives): flags 2 of the 8 faded caps, but 3-5 of the 24 clean
+  faces too, and AUC falls to 0.82-0.84;
+- the encoder's convolution features instead of its predicted latent (layers 2 or 3, pooled to 1x1, 2x2 or 4x4,
+  with or without the latent): AUC 0.58-0.90, and at most 1 of the 8 caps and none of the 10 frames flagged.
+So with a few dozen clicks this encoder does not separate a faded remnant from a clean face, whichever layer is read;
+an encoder trained to see such details (trained with the generator's own pairs at two strengths of each feature,
+for instance) is what is left to try."""
 
 
 #: What the GPU sweep (benchmarks/faces_sweep.py, results/faces_sweep.jsonl) was for, above its table in faces.md.
