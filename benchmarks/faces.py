@@ -179,8 +179,8 @@ Probes that would see a faded remnant, tried as diagnostics on 2026-12-01 (scrip
 probe fitted on the click pages, then asked whether it flags the faces of the labelled set that AG's student (hats)
 and AC's (glasses) still draw with a remnant, counted by eye, against those it drew clean):
 - a second round of clicks, on the student's own images of the click pages (labelled by eye without the originals, as
-  a user would see them): hats, 1 of 288 still wears one (the round-1 student removed nearly every hat it had been
-  shown), so the round adds nothing; glasses, 7 of 96 keep a frame (3 clearly), and a probe fitted on both rounds has
+  a user would see them): hats, 1 of 288 still wears one (face 57, a brim; its original was labelled 'unsure'; side by side with the
+  originals, 2-4 of the 36 clicked hats show a remnant: 155, 241, perhaps 43 and 139), so the round adds nothing; glasses, 7 of 96 keep a frame (3 clearly), and a probe fitted on both rounds has
   AUC 0.76 instead of 0.92 and flags none of the 10 faint frames;
 - faded positives made by blending each clicked hat face with its own face moved 3.5 past the threshold (50%, or 40
   and 60%, or 30, 50 and 70%; the moved faces as negatives): flags 2 of the 8 faded caps, but 3-5 of the 24 clean
