@@ -1,7 +1,8 @@
 """The test suite runs each notebook top to bottom with nbmake, in its quick setting.
 
 The kernels nbmake starts inherit this process's environment, so setting the variable here reaches them.
-Run ``FU_TUTORIAL_FAST=0 pytest tutorials`` to execute the full setting instead, and
+Run ``FU_TUTORIAL_FAST=0 pytest tutorials --nbmake-timeout=3600`` to execute the full setting instead (its longest
+cells take minutes; the default limit, 900 s a cell, is for the quick setting), and
 ``bash tutorials/run_all.sh`` to re-execute the notebooks in place in the full setting (the saved outputs).
 """
 
