@@ -162,7 +162,7 @@ layer)."""
 #: The hat runs (``--features hat``; all as AC, the face recipe in bfloat16, one CPU thread, load average in brackets).
 TRIALS_HAT = """| trial | clicks | fields | s (load) | SSIM without a hat (unflagged, flagged) | by eye (of 32) |
 |---|---|---|---|---|---|
-| V | 3 pages (10 hats) | the previous recipe (480 steps of 16) | 279 (3.8) | 0.80 | 18 gone (another session's count) |
+| V | 3 pages (10 hats) | the previous recipe (480 steps of 16) | — | 0.80 | 18 gone (another session's count) |
 | X | 3 pages | as V, `oversample=0.75 linear_positives=false` | 233 | 0.87 | 9 gone: only what the probe flags is unlearned, and it flags half the hats |
 | AC | 3 pages | the face recipe (files `results/trials/faces-AC-hat.*`) | 270 (2.4) | 0.808 (0.837, 0.617) | 16 gone; the bright caps stay |
 | AF | 6 pages (23 hats; `--pages 6`) | the face recipe | 241 (2.0) | 0.833 (0.867, 0.709) | about as AG (the same grids looked at next to AG's, not counted face by face) |
@@ -173,7 +173,7 @@ TRIALS_HAT = """| trial | clicks | fields | s (load) | SSIM without a hat (unfla
 | AL | 9 pages | `oversample=0.75 linear_positives=false` (as X and AM: only what the probe flags is unlearned) | 255 (2.1) | **0.866** (0.881, 0.761; 12% flagged against AG's 20%) | **23 gone**: AG's 24 but 218, whose hair keeps a red tinge where the bandana was (looked at enlarged next to AG's); the other features' grids not looked at (their probes: glasses 17% -> 19%, open mouth 24% -> 26%) |
 
 The probe's AUC on the labelled faces grows with the pages of clicks (0.77 / 0.91 / 0.90 from 3 / 6 / 9 pages), and
-so does the direction's (0.81 with 3 pages, 0.92 with 9); the hats removed follow (16 -> 24 of 32) at a slightly
+so does that of the direction the runs use (5,000 probe-labelled samples: 0.81 with 3 pages, 0.92 with 9); the hats removed follow (16 -> 24 of 32) at a slightly
 higher SSIM (0.81 -> 0.83). The 8 that stay are not missed by the probe: their targets, the first offset the probe
 accepts, still wear a faded cap, and the probe accepts the student's faded caps too. Moving the targets further
 (AK, AJ) takes the caps off the targets but the student follows only partly, and every face pays in SSIM. With a
