@@ -9,8 +9,10 @@
 Data (``tests/data/``): ``digiface_labels.json``, hand labels (by eye; glasses / hat / open mouth, yes / no /
 unsure) of 324 faces ``sample_latent(324, seed=1000)``, the held-out set every number is measured on; and
 the "clicks": ``digiface_clicks_glasses.json`` / ``digiface_clicks_hats.json`` in the CLI's selection format
-``{"seed": 7, "n": 96, "indices": [...]}``, three pages of 32 faces of a different seed labelled by eye
-(``digiface_click_pages.json`` holds all three labels of those pages). 'unsure' is left out of every measure.
+``{"seed": 7, "n": 96, "indices": [...]}``, three pages of 32 faces of a different seed labelled by eye.
+``digiface_click_pages.json`` holds all three labels of nine such pages; a run's clicks are the faces labelled yes on
+its first ``--pages`` pages (``click_selection``; default ``RUN_PAGES``: 3 for glasses, 9 for hats), so that the
+three pages' clicks are those files. 'unsure' is left out of every measure.
 
 The oracle is a ``LinearProbe`` on the bundled ``digiface-encoder`` (``benchmarks/train_encoder.py``) fitted
 on the clicks. Unlearning (``FACE_FEATURE``, ``FACE_CONFIG``) runs ``Feature.from_oracle(model, probe, n=5000, seed=11,
@@ -53,7 +55,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 DOCS_IMG = ROOT / "docs" / "img"
 RESULTS_IMG = RESULTS
 BY_EYE = RESULTS / "faces_by_eye.json"
-FEATURES = {"glasses": "digiface_clicks_glasses.json", "hat": "digiface_clicks_hats.json"}
+FEATURES = ("glasses", "hat")  # their clicks: click_selection (three pages: the committed digiface_clicks_*.json)
 RED = (220, 30, 30)
 N_PSEUDO = 2000  # fresh samples the probe labels for the probe-labelled direction
 PAGE = 32  # faces a page of clicks, as the app shows them
