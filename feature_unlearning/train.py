@@ -29,7 +29,7 @@ class GANTrainConfig:
     N(0, 0.02) initial weights, the non-saturating loss, and nothing else; the digits' class balance
     comes from the data. The extras of earlier checkpoints stay available but are off by default."""
 
-    steps: int = 12_000  # the bundled mnist-dcgan (benchmarks/results/dcgan_snapshots.md)
+    steps: int = 20_000  # the bundled mnist-dcgan (benchmarks/results/dcgan_snapshots.md)
     batch_size: int = 64
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
