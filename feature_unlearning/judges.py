@@ -155,7 +155,7 @@ def judge_oracles(feature: str) -> dict[str, Oracle]:
 
 
 @torch.no_grad()
-def _positives(images: torch.Tensor, feature: str, batch_size: int = 1000) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def positives(images: torch.Tensor, feature: str, batch_size: int = 1000) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Per judge: (positive at the plain reading, positive at the strict reading), each ``(N,)`` bool.
 
     Digits: arg-max == K, and softmax(K) > 0.9. Thickness: width >= the 90th percentile of real digits,
@@ -178,7 +178,7 @@ def removal_report(images_before: torch.Tensor, images_after: torch.Tensor, feat
     The plain reading is arg-max (digits) or the 90th-percentile width (thick); the strict one is confidence
     > 0.9 or the 95th-percentile width. Pass the same latents' images before and after for a paired figure.
     """
-    before, after = _positives(images_before, feature), _positives(images_after, feature)
+    before, after = positives(images_before, feature), positives(images_after, feature)
     out = {}
     for name in before:
         row = {}
@@ -194,6 +194,6 @@ def removal_report(images_before: torch.Tensor, images_after: torch.Tensor, feat
 def survivors(images: torch.Tensor, feature: str, *, n: int = 64, strict: bool = False) -> torch.Tensor:
     """Up to ``n`` of ``images`` that the judge still sees ``feature`` in (strict reading if ``strict``),
     in their original order; ``viz.image_grid(judges.survivors(x, "digit:8"))`` shows them."""
-    (plain, strict_pos), = _positives(images, feature).values()
+    (plain, strict_pos), = positives(images, feature).values()
     keep = strict_pos if strict else plain
     return images[keep.to(images.device)][:n]
