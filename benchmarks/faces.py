@@ -695,7 +695,9 @@ def write_md(result: dict, path: Path) -> None:
                              f"| {k['kept']} / {k['of']} = {k['kept'] / k['of']:.0%} |")
         if eye_ok and eye.get("note"):
             lines += ["", eye["note"]]
-        lines += ["", f"![{feat} before/after](../../docs/img/faces-{'glasses' if feat == 'glasses' else 'hats'}-before-after.png)", ""]
+        picture = DOCS_IMG / f"faces-{'glasses' if feat == 'glasses' else 'hats'}-before-after.png"
+        if picture.exists():  # a trial's pictures sit in a folder next to its report, and may not be kept
+            lines += ["", f"![{feat} before/after]({Path(os.path.relpath(picture, path.parent)).as_posix()})", ""]
     if result.get("unlearn"):
         lines += ["## What was tried for glasses (the failures too)", "", TRIALS, ""]
         lines += ["## What was tried for hats", "", TRIALS_HAT, ""]
