@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ._hub import HubModel
-from .base import Generator
+from .base import Generator, UnflattenChannelsLast
 
 
 class DCGANGenerator(Generator, HubModel):
@@ -26,7 +26,7 @@ class DCGANGenerator(Generator, HubModel):
         side, wide = image_size // 4, 2 * base_channels
         self.fc = nn.Linear(latent_dim, wide * side * side)
         self.net = nn.Sequential(
-            nn.Unflatten(1, (wide, side, side)),
+            UnflattenChannelsLast(1, (wide, side, side)),
             nn.BatchNorm2d(wide),
             nn.ReLU(),
             nn.ConvTranspose2d(wide, base_channels, 4, stride=2, padding=1, bias=False),  # side*2

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ._hub import HubModel
-from .base import Generator
+from .base import Generator, UnflattenChannelsLast
 
 
 class ConvVAE(Generator, HubModel):
@@ -48,7 +48,7 @@ class ConvVAE(Generator, HubModel):
             nn.ReLU(),
             nn.Linear(hidden_dim, wide * side * side),
             nn.ReLU(),
-            nn.Unflatten(1, (wide, side, side)),
+            UnflattenChannelsLast(1, (wide, side, side)),
             nn.ConvTranspose2d(wide, base_channels, 4, stride=2, padding=1),
             nn.ReLU(),
             nn.ConvTranspose2d(base_channels, channels, 4, stride=2, padding=1),
