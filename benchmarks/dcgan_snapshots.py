@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="> 0: also keep and measure an exponential moving average of G's weights")
     parser.add_argument("--translate", type=int, default=GANTrainConfig().translate,
                         help="DiffAugment shifts (px) for the discriminator's real and fake images")
+    parser.add_argument("--lr-decay-start", type=int, default=GANTrainConfig().lr_decay_start,
+                        help="> 0: after this step both learning rates fall linearly to 0 at the last step")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -86,7 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.baseline:
         results[f"{args.baseline} (bundled, old)"] = measure(hub.load_pretrained(args.baseline), clf, reference, args.n)
         print(row(f"{args.baseline} (bundled, old)", results[f"{args.baseline} (bundled, old)"]), flush=True)
-    cfg = GANTrainConfig(steps=args.steps, ema_decay=args.ema_decay, translate=args.translate)
+    cfg = GANTrainConfig(steps=args.steps, ema_decay=args.ema_decay, translate=args.translate,
+                         lr_decay_start=args.lr_decay_start)
     history: dict = {"step": [], "loss_d": [], "loss_g": []}
     start = time.perf_counter()
     measuring = [0.0]  # seconds spent in snapshot(), not counted as training time

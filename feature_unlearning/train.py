@@ -33,6 +33,7 @@ class GANTrainConfig:
     batch_size: int = 64
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
+    lr_decay_start: int = 0  # > 0: after this step both learning rates fall linearly, to 0 after the last step
     ema_decay: float = 0.0  # > 0: the returned generator is an exponential moving average of G's weights
     translate: int = 0  # DiffAugment (Zhao et al., 2020): shift real and fake images by up to this many px for D
     balance_weight: float = 0.0  # > 0: push each batch's class histogram (by mnist-classifier) towards uniform
@@ -181,10 +182,13 @@ def train_dcgan(
     g_ema = copy.deepcopy(g).eval()
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=cfg.betas)
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=cfg.betas)
-    history: dict = {"step": [], "loss_d": [], "loss_g": []}
+    history: dict = {"step": [], "loss_d": [], "loss_g": [], "lr": []}
     start = time.perf_counter()
     batches = _batches(len(images), cfg.batch_size, gen)
     for step in progress(range(1, cfg.steps + 1), desc="train dcgan"):
+        if 0 < cfg.lr_decay_start < step:
+            for opt in (opt_g, opt_d):
+                opt.param_groups[0]["lr"] = cfg.lr * (cfg.steps - step + 1) / (cfg.steps - cfg.lr_decay_start + 1)
         real = random_translate(images[next(batches)], cfg.translate, gen).to(device)
         z = g.sample_latent(cfg.batch_size, generator=gen)
         fake = g(z)
@@ -212,6 +216,7 @@ def train_dcgan(
             history["step"].append(step)
             history["loss_d"].append(loss_d.item())
             history["loss_g"].append(loss_g.item())
+            history["lr"].append(opt_g.param_groups[0]["lr"])
             if callback is not None:
                 callback(step, {"loss_d": loss_d.item(), "loss_g": loss_g.item()})
     out = g_ema if cfg.ema_decay > 0 else g

@@ -52,10 +52,17 @@ def test_train_dcgan_is_reproducible():
     torch.testing.assert_close(a.generate(3, seed=1), b.generate(3, seed=1))
 
 
+@pytest.mark.parametrize("decay_start, last_lr", [(0, 2e-4), (2, 2e-4 / 3)])
+def test_train_dcgan_lr_decays_linearly_after_its_start(decay_start, last_lr):
+    cfg = train.GANTrainConfig(steps=4, batch_size=8, latent_dim=4, base_channels=8, lr_decay_start=decay_start)
+    _, hist = train.train_dcgan(fake_images(), cfg)
+    assert hist["step"] == [4] and hist["lr"] == [pytest.approx(last_lr)]  # steps 3 and 4: lr * 2/3, lr * 1/3
+
+
 def test_standard_recipe_has_no_extra_terms():
     cfg = train.GANTrainConfig()
     assert (cfg.lr, cfg.betas) == (2e-4, (0.5, 0.999))
-    assert cfg.balance_weight == 0 and not cfg.minibatch_std and cfg.translate == 0
+    assert cfg.balance_weight == 0 and not cfg.minibatch_std and cfg.translate == 0 and cfg.lr_decay_start == 0
 
 
 def test_elastic_affine_keeps_shape_range_and_background():

@@ -63,7 +63,10 @@ class DCGANDiscriminator(nn.Module):
         self.head = nn.Linear((2 * base_channels + int(minibatch_std)) * side * side, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.body(x)
+        # channels-last maps after the first convolution, as in the generator (a one-channel image can't carry it)
+        h = self.body[0](x).contiguous(memory_format=torch.channels_last)
+        for layer in self.body[1:]:
+            h = layer(h)
         if self.minibatch_std:
             std = h.std(0, unbiased=False).mean().expand(h.shape[0], 1, *h.shape[2:])
             h = torch.cat([h, std], 1)
