@@ -642,16 +642,24 @@ class Adam:
         bias_correction1 = 1 - beta1 ** float(self.steps)
         bias_correction2_sqrt = (1 - beta2 ** float(self.steps)) ** 0.5
         step_size = self.lr / bias_correction1
-        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
-            if p.grad is None:
-                continue
-            m.lerp_(p.grad, 1 - beta1)
-            v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-            p.addcdiv_(m, (v.sqrt() / bias_correction2_sqrt).add_(self.eps), value=-step_size)
+        live = [i for i, p in enumerate(self.params) if p.grad is not None]
+        if not live:
+            return
+        params, grads = [self.params[i] for i in live], [self.params[i].grad for i in live]
+        m, v = [self.exp_avg[i] for i in live], [self.exp_avg_sq[i] for i in live]
+        # the single-tensor arithmetic, one foreach call per operation (elementwise, so the same bits)
+        torch._foreach_lerp_(m, grads, 1 - beta1)
+        torch._foreach_mul_(v, beta2)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_div_(denom, bias_correction2_sqrt)
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_addcdiv_(params, m, denom, value=-step_size)
 
 
 def _all_finite(params: list[torch.Tensor]) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in params)
+    # one sync for all: a tensor's largest |value| is NaN or inf exactly when one of its values is
+    return bool(torch.isfinite(torch.stack([p.detach().abs().amax() for p in params])).all())
 
 
 def unlearn(
