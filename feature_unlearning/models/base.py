@@ -13,6 +13,7 @@ existing module with :class:`~feature_unlearning.models.GeneratorAdapter`. See
 
 from __future__ import annotations
 
+import itertools
 from typing import Iterator
 
 import torch
@@ -83,6 +84,15 @@ class UnflattenChannelsLast(nn.Unflatten):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x).contiguous(memory_format=torch.channels_last)
+
+
+def run_channels_last(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``layers(x)`` with the maps after the first layer kept channels-last (NHWC), for networks whose input can't
+    carry that layout itself (one-channel images, 1x1 latents); see :class:`UnflattenChannelsLast` for why."""
+    h = layers[0](x).contiguous(memory_format=torch.channels_last)
+    for layer in itertools.islice(layers, 1, None):
+        h = layer(h)
+    return h
 
 
 @torch.no_grad()

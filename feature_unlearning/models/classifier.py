@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ._hub import HubModel
+from .base import run_channels_last
 
 
 class DigitClassifier(nn.Module, HubModel):
@@ -38,13 +39,8 @@ class DigitClassifier(nn.Module, HubModel):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The penultimate activations ``(N, feature_dim)``."""
-        # after the first convolution the maps are kept channels-last (NHWC), where the CPU's convolutions and
-        # pools run about twice as fast here (see models.base.UnflattenChannelsLast); a one-channel input can't
-        # carry that layout itself
-        h = self.body[0](x).contiguous(memory_format=torch.channels_last)
-        for layer in self.body[1:]:
-            h = layer(h)
-        return self.hidden(h)
+        # channels-last maps after the first convolution: the CPU's convolutions and pools run about twice as fast
+        return self.hidden(run_channels_last(self.body, x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

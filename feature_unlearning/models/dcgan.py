@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ._hub import HubModel
-from .base import Generator, UnflattenChannelsLast
+from .base import Generator, UnflattenChannelsLast, run_channels_last
 
 
 class DCGANGenerator(Generator, HubModel):
@@ -63,10 +63,7 @@ class DCGANDiscriminator(nn.Module):
         self.head = nn.Linear((2 * base_channels + int(minibatch_std)) * side * side, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # channels-last maps after the first convolution, as in the generator (a one-channel image can't carry it)
-        h = self.body[0](x).contiguous(memory_format=torch.channels_last)
-        for layer in self.body[1:]:
-            h = layer(h)
+        h = run_channels_last(self.body, x)  # channels-last maps, as in the generator
         if self.minibatch_std:
             std = h.std(0, unbiased=False).mean().expand(h.shape[0], 1, *h.shape[2:])
             h = torch.cat([h, std], 1)

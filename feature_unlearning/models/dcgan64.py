@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ._hub import HubModel
-from .base import Generator
+from .base import Generator, run_channels_last
 
 
 class DCGAN64Generator(Generator, HubModel):
@@ -44,9 +44,4 @@ class DCGAN64Generator(Generator, HubModel):
                 nn.init.zeros_(m.bias)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        # the maps after the first layer are kept channels-last (NHWC), where the CPU's transposed convolutions
-        # run faster (see models.base.UnflattenChannelsLast); the 1x1 latent can't carry that layout itself
-        x = self.model[0](z.view(len(z), self.latent_dim, 1, 1)).contiguous(memory_format=torch.channels_last)
-        for layer in self.model[1:]:
-            x = layer(x)
-        return x
+        return run_channels_last(self.model, z.view(len(z), self.latent_dim, 1, 1))
