@@ -87,8 +87,9 @@ class UnlearnConfig:
     device: str | None = None  # None: the model's device
     # bfloat16 autocast of the networks (the losses stay float32), on CUDA or the CPU; on a CPU it pays only with
     # native bfloat16 instructions (AVX512-BF16, AMX): 1.3-1.45x on such a one for digits, 1.5x for faces
-    # (benchmarks/README.md); emulated, slower, elsewhere. None: on where it is native (utils.bfloat16_is_fast)
-    mixed_precision: bool | None = False
+    # (benchmarks/README.md); emulated, slower, elsewhere. None (the default): on where it is native
+    # (utils.bfloat16_is_fast), float32 elsewhere; the history records which ran. False: float32 everywhere
+    mixed_precision: bool | None = None
     log_every: int = 10
 
     def __post_init__(self) -> None:
@@ -127,6 +128,8 @@ def parse_overrides(items) -> dict:
     Raises ``ValueError`` naming the text at fault; the values themselves are checked by ``UnlearnConfig``."""
     defaults = {f.name: f.default for f in fields(UnlearnConfig)}
     nullable = {f.name for f in fields(UnlearnConfig) if "None" in str(f.type)}
+    # the annotation, not the default, says a field is a flag: mixed_precision (bool | None) defaults to None
+    flags = {f.name for f in fields(UnlearnConfig) if str(f.type).split("|")[0].strip() == "bool"}
     out: dict = {}
     for item in items:
         name, sep, text = item.partition("=")
@@ -137,11 +140,11 @@ def parse_overrides(items) -> dict:
             raise ValueError(f"--set {name}: not an UnlearnConfig field (fields: {', '.join(defaults)})")
         default = defaults[name]
         try:
-            if text.lower() in ("none", "null") or (text.lower() == "auto" and isinstance(default, bool)):
+            if text.lower() in ("none", "null") or (text.lower() == "auto" and name in flags):
                 if name not in nullable:
                     raise ValueError("this field cannot be none")
                 value = None
-            elif isinstance(default, bool):  # before int: bool is an int
+            elif name in flags:
                 if text.lower() not in ("true", "false", "1", "0"):
                     raise ValueError("say true or false")
                 value = text.lower() in ("true", "1")

@@ -434,6 +434,10 @@ def test_parse_overrides_reads_each_value_as_its_fields_type():
                    "search_offsets": (1.5, 2.5), "margin": None, "anchor": 0.01, "lr_schedule": "constant"}
     assert parse_overrides(["trainable=[]"]) == {"trainable": ()}
     assert parse_overrides(["mixed_precision=auto"]) == parse_overrides(["mixed_precision=none"]) == {"mixed_precision": None}
+    # a flag whose default is None (auto) still reads as a flag
+    assert parse_overrides(["mixed_precision=false"]) == {"mixed_precision": False}
+    with pytest.raises(ValueError, match="true or false"):
+        parse_overrides(["mixed_precision=fast"])
     UnlearnConfig(**got)  # a valid config
     for bad, message in [("steps", "FIELD=VALUE"), ("stepz=3", "not an UnlearnConfig field"),
                          ("steps=2.5", "steps=2.5"), ("linear_positives=maybe", "true or false"),
