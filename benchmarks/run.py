@@ -61,6 +61,14 @@ def attack_rates(model, feature: str, confirm, *, n: int, steps: int, seed: int)
     return result.success_rate, float(confirmed.float().mean())
 
 
+def precision_note() -> str:
+    """What ``mixed_precision=None`` (the default) resolves to on this machine's CPU, said as the table's header says it."""
+    from feature_unlearning.utils import bfloat16_is_fast
+
+    ran = "bfloat16 autocast" if bfloat16_is_fast(torch.device("cpu")) else "float32"
+    return f"ran in {ran} (the default `mixed_precision=None`: bfloat16 where the hardware runs it natively)"
+
+
 def load_retrained(model_name: str, feature: str):
     folder = RETRAINED / f"{model_name}-without-{feature.replace(':', '')}"
     if not folder.is_dir():
@@ -268,7 +276,8 @@ def main(argv: list[str] | None = None) -> None:
         "success is the share of starts that end on a sample with the feature by that same oracle; *confirmed*: "
         "by a second oracle too (`mnist-classifier` for a digit, the judge's distance-transform stroke width for "
         "thickness), so that images that only fool the attacker's own classifier do not count.\n\n"
-        "- ours: `UnlearnConfig()` (oracle-guided); paper: `UnlearnConfig.paper()` (the published rule)\n"
+        "- ours: `UnlearnConfig()` (oracle-guided); paper: `UnlearnConfig.paper()` (the published rule); both, and "
+        f"negatives-only, {precision_note()}\n"
         "- negatives-only: fine-tuning with the reconstruction term alone\n"
         "- latent-filter: latents above the threshold moved back to it at sampling time, weights unchanged "
         "(its attack runs on those unchanged weights)\n"

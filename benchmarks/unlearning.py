@@ -87,6 +87,7 @@ def run_one(model_name: str, feature: str, seed: int, cfg: fu.UnlearnConfig, *, 
         "judge": judge, "seconds_direction": t_direction, "seconds_unlearn": hist.seconds, "seconds_total": wall,
         "unresolved_last": hist.unresolved[-1] if hist.unresolved else None,
         "margin": hist.margin, "anchor": hist.anchor,  # what the run used (the config's None: the oracle's)
+        "mixed_precision": hist.config["mixed_precision"],  # what ran (the config's None: bfloat16 where native)
         "direction_stats": feat.stats,
     }
 
@@ -172,7 +173,12 @@ def resolved(runs: list[dict]) -> str:
     if not seen:
         return ""
     parts = [f"{f}: margin {m:g}, anchor {a:g}" for f, m, a in sorted(seen, key=str)]
-    return "Margin and anchor used (`unlearn.target_margin`, `target_anchor`): " + "; ".join(parts) + "\n\n"
+    text = "Margin and anchor used (`unlearn.target_margin`, `target_anchor`): " + "; ".join(parts) + "\n\n"
+    ran = {r["mixed_precision"] for r in runs if "mixed_precision" in r}
+    if ran:
+        text += ("Precision that ran: " + " and ".join("bfloat16 autocast" if mp else "float32" for mp in sorted(ran))
+                 + " (`mixed_precision`; the default, None, is bfloat16 where the hardware runs it natively)\n\n")
+    return text
 
 
 def columns(seeds: list[int], n_eval: int) -> str:
